@@ -1,0 +1,422 @@
+package balancer
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Balancer is a sticky, service-aware HTTP(S) load balancer. It is an
+// http.Handler: serve it from any http.Server (HTTP/1.1, or HTTP/2 over
+// TLS). Its methods are safe for concurrent use; the request path reads the
+// configuration without locks.
+type Balancer struct {
+	state    atomic.Pointer[state]
+	isClosed atomic.Bool // set by Close; read on the request path
+
+	mu        sync.Mutex            // serializes Update, SetBackends, Close; protects the fields below
+	cfg       Config                // normalized
+	pools     map[string][]*backend // pool → backends, the source of truth
+	svcStats  map[string]*serviceStats
+	closed    bool
+	rtByTO    map[Timeouts]*http.Transport
+	upgrades  map[io.Closer]struct{} // hijacked connections, closed by Close
+	closeOnce sync.Once
+
+	sessions SessionStore
+	table    *sessionTable // the built-in store, nil when Config.Sessions is set
+	key      []byte
+	logger   atomic.Pointer[slog.Logger]
+	custom   http.RoundTripper // Config.Transport
+	probeRT  http.RoundTripper
+	bufs     sync.Pool
+
+	ctx    context.Context // cancelled by Close; parent of health checkers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // health checkers and upgraded connections
+}
+
+var _ http.Handler = (*Balancer)(nil)
+
+// state is the immutable snapshot the request path reads.
+type state struct {
+	router     *router
+	services   []*service
+	transports []http.RoundTripper // per service, by service.idx
+	pools      map[string]*pool
+	trusted    []netip.Prefix
+	serverVal  []string // X-Forwarded-Server value
+	forwarded  bool
+	tenants    TenantResolver
+}
+
+// New validates cfg and returns a Balancer with empty pools; feed them with
+// SetBackends. Errors wrap ErrConfig (see *ConfigError). Close releases it.
+func New(cfg Config) (*Balancer, error) {
+	c, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	b := &Balancer{
+		cfg:      c,
+		pools:    map[string][]*backend{},
+		svcStats: map[string]*serviceStats{},
+		rtByTO:   map[Timeouts]*http.Transport{},
+		upgrades: map[io.Closer]struct{}{},
+		custom:   c.Transport,
+	}
+	b.setLogger(c.Logger)
+	b.key = c.StickyKey
+	if b.key == nil {
+		b.key = make([]byte, 32)
+		rand.Read(b.key)
+	}
+	if c.Sessions != nil {
+		b.sessions = c.Sessions
+	} else {
+		b.table = newSessionTable(c.MaxSessions)
+		b.sessions = b.table
+	}
+	b.bufs.New = func() any { p := make([]byte, 32<<10); return &p }
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if b.custom != nil {
+		b.probeRT = b.custom
+	} else {
+		b.probeRT = b.newTransport(Timeouts{Dial: 5 * time.Second}, 2)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.publish()
+	return b, nil
+}
+
+// SetBackends replaces the backends of pool atomically. A backend whose ID
+// and URL were already in the pool keeps its health state, sessions and
+// statistics; a removed backend gets no new requests, its in-flight requests
+// finish, and its sessions are re-pinned on their next request. An empty
+// list empties the pool. On error (an empty or duplicate ID, a URL that is
+// not http(s)://host[:port]) nothing changes. Pools need not be named by a
+// service yet: a later Update may use them.
+func (b *Balancer) SetBackends(pool string, backends []Backend) error {
+	if pool == "" {
+		return fmt.Errorf("balancer: SetBackends: empty pool name")
+	}
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	old := map[string]*backend{}
+	for _, be := range b.pools[pool] {
+		old[be.id] = be
+	}
+	seen := map[string]bool{}
+	next := make([]*backend, 0, len(backends))
+	for i, nb := range backends {
+		if nb.ID == "" {
+			return fmt.Errorf("balancer: SetBackends %q: backend %d: empty ID", pool, i)
+		}
+		if seen[nb.ID] {
+			return fmt.Errorf("balancer: SetBackends %q: duplicate backend ID %q", pool, nb.ID)
+		}
+		seen[nb.ID] = true
+		if be := old[nb.ID]; be != nil && be.rawURL == nb.URL {
+			w := nb.Weight
+			if w <= 0 {
+				w = 1
+			}
+			be.weight.Store(int64(w))
+			be.draining.Store(nb.Draining)
+			be.mu.Lock()
+			be.meta = cloneMap(nb.Metadata)
+			be.mu.Unlock()
+			next = append(next, be)
+			continue
+		}
+		be, err := newBackend(pool, nb, b.key, now)
+		if err != nil {
+			return fmt.Errorf("balancer: SetBackends %q: backend %q: URL %q: %w", pool, nb.ID, nb.URL, err)
+		}
+		next = append(next, be)
+	}
+	for _, be := range b.pools[pool] {
+		if !containsBackend(next, be) {
+			be.removed.Store(true)
+			b.stopChecker(be)
+		}
+	}
+	if len(next) == 0 {
+		delete(b.pools, pool)
+	} else {
+		b.pools[pool] = next
+	}
+	b.publish()
+	return nil
+}
+
+func containsBackend(l []*backend, b *backend) bool {
+	for _, x := range l {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// Update replaces the configuration atomically: requests in flight finish
+// under the old one, the next ones use the new one. Pools and their
+// backends, sessions, health state and statistics survive. On error
+// (wrapping ErrConfig) the old configuration stays. Sessions, Transport,
+// TLSClientConfig, MaxIdleConnsPerHost, IdleConnTimeout and MaxSessions are
+// fixed at New; their new values are ignored.
+func (b *Balancer) Update(cfg Config) error {
+	c, err := cfg.normalize()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	old := b.cfg
+	c.Sessions, c.Transport, c.TLSClientConfig = old.Sessions, old.Transport, old.TLSClientConfig
+	c.MaxIdleConnsPerHost, c.IdleConnTimeout, c.MaxSessions = old.MaxIdleConnsPerHost, old.IdleConnTimeout, old.MaxSessions
+	if c.StickyKey == nil {
+		c.StickyKey = old.StickyKey
+	}
+	if string(c.StickyKey) != string(old.StickyKey) {
+		// New cookie values: rebuild every backend's token.
+		b.key = c.StickyKey
+		for name, l := range b.pools {
+			for _, be := range l {
+				tok := stickyToken(b.key, name, be.id)
+				be.token.Store(&tok)
+			}
+		}
+	}
+	b.setLogger(c.Logger)
+	b.cfg = c
+	b.publish()
+	return nil
+}
+
+func (b *Balancer) setLogger(l *slog.Logger) {
+	if l == nil {
+		l = slog.Default()
+	}
+	b.logger.Store(l)
+}
+
+func (b *Balancer) log() *slog.Logger { return b.logger.Load() }
+
+// ErrClosed is returned by SetBackends and Update after Close.
+var ErrClosed = errors.New("balancer: closed")
+
+// publish builds and stores a new state from b.cfg and b.pools, and starts
+// or stops health checkers to match. b.mu must be held.
+func (b *Balancer) publish() {
+	c := &b.cfg
+	st := &state{
+		pools:     make(map[string]*pool, len(b.pools)),
+		trusted:   c.TrustedProxies,
+		serverVal: []string{c.Name},
+		forwarded: c.Forwarded,
+		tenants:   c.Tenants,
+	}
+	if st.tenants == nil {
+		st.tenants = PathTenants{}
+	}
+	health := map[string]HealthCheck{}
+	for i := range c.Services {
+		sc := c.Services[i]
+		ss := b.svcStats[sc.Name]
+		if ss == nil {
+			ss = &serviceStats{}
+			b.svcStats[sc.Name] = ss
+		}
+		s := &service{Service: sc, stat: ss, idx: i}
+		st.transports = append(st.transports, b.transport(sc.Timeouts))
+		s.tenants, _ = parseTenantRange(sc.TenantRange)
+		s.setCookieKV, s.cookieAttrs = cookieParts(sc.Sticky.Insert)
+		st.services = append(st.services, s)
+		if _, ok := health[sc.Pool]; !ok {
+			health[sc.Pool] = sc.Health
+		}
+	}
+	for name := range b.svcStats {
+		found := false
+		for _, s := range st.services {
+			found = found || s.Name == name
+		}
+		if !found {
+			delete(b.svcStats, name)
+		}
+	}
+	st.router = newRouter(st.services)
+	for name, l := range b.pools {
+		st.pools[name] = newPool(name, l)
+		h, used := health[name]
+		for _, be := range l {
+			if !used || h.Active == CheckNone {
+				b.stopChecker(be)
+				be.activeDown.Store(false)
+				continue
+			}
+			if be.checker != nil && sameCheck(be.checkCfg, h) {
+				continue
+			}
+			b.stopChecker(be)
+			b.startChecker(be, h)
+		}
+	}
+	b.state.Store(st)
+}
+
+// transport returns the transport for a service's timeouts. b.mu must be
+// held.
+func (b *Balancer) transport(t Timeouts) http.RoundTripper {
+	if b.custom != nil {
+		return b.custom
+	}
+	if rt := b.rtByTO[t]; rt != nil {
+		return rt
+	}
+	rt := b.newTransport(t, b.cfg.MaxIdleConnsPerHost)
+	b.rtByTO[t] = rt
+	return rt
+}
+
+func (b *Balancer) newTransport(t Timeouts, idle int) *http.Transport {
+	d := &net.Dialer{Timeout: t.Dial, KeepAlive: 30 * time.Second}
+	wt := t.Write
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil || wt <= 0 {
+			return c, err
+		}
+		return &writeDeadlineConn{Conn: c, timeout: wt}, nil
+	}
+	var tlsc = b.cfg.TLSClientConfig
+	if tlsc != nil {
+		tlsc = tlsc.Clone()
+	}
+	return &http.Transport{
+		DialContext:           dial,
+		TLSClientConfig:       tlsc,
+		TLSHandshakeTimeout:   t.Dial,
+		MaxIdleConnsPerHost:   idle,
+		IdleConnTimeout:       b.cfg.IdleConnTimeout,
+		ResponseHeaderTimeout: t.Read,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass bodies through as the backend sent them
+		ReadBufferSize:        16 << 10,
+		WriteBufferSize:       16 << 10,
+	}
+}
+
+// writeDeadlineConn bounds each write (proxy_send_timeout). The deadline is
+// moved at most every timeout/16, so a write may fail up to 1/16 of the
+// timeout early; it saves a timer update per write.
+type writeDeadlineConn struct {
+	net.Conn
+	timeout time.Duration
+	next    time.Time // written only by the Transport's writer goroutine
+}
+
+func (c *writeDeadlineConn) Write(p []byte) (int, error) {
+	now := time.Now()
+	if now.After(c.next) {
+		c.Conn.SetWriteDeadline(now.Add(c.timeout))
+		c.next = now.Add(c.timeout / 16)
+	}
+	return c.Conn.Write(p)
+}
+
+// Close stops health checkers, closes upgraded (WebSocket) connections and
+// idle backend connections, and waits for the Balancer's goroutines. Later
+// requests get 503. Close is idempotent.
+func (b *Balancer) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		b.isClosed.Store(true)
+		for _, l := range b.pools {
+			for _, be := range l {
+				b.stopChecker(be)
+			}
+		}
+		for c := range b.upgrades {
+			c.Close()
+		}
+		b.cancel()
+		b.mu.Unlock()
+		b.wg.Wait()
+		for _, rt := range b.rtByTO {
+			rt.CloseIdleConnections()
+		}
+		if t, ok := b.probeRT.(interface{ CloseIdleConnections() }); ok {
+			t.CloseIdleConnections()
+		}
+	})
+	return nil
+}
+
+// trackUpgrade registers hijacked connections; it reports false (and the
+// caller must close them) after Close. On true the caller must call
+// b.wg.Done and untrackUpgrade when done.
+func (b *Balancer) trackUpgrade(cs ...io.Closer) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	for _, c := range cs {
+		b.upgrades[c] = struct{}{}
+	}
+	b.wg.Add(1)
+	return true
+}
+
+func (b *Balancer) untrackUpgrade(cs ...io.Closer) {
+	b.mu.Lock()
+	for _, c := range cs {
+		delete(b.upgrades, c)
+	}
+	b.mu.Unlock()
+	b.wg.Done()
+}
+
+func cookieParts(c Cookie) (kv, attrs string) {
+	kv = c.Name + "="
+	attrs = "; Path=" + c.Path
+	if c.Domain != "" {
+		attrs += "; Domain=" + c.Domain
+	}
+	if c.MaxAge > 0 {
+		attrs += "; Max-Age=" + strconv.FormatInt(int64(c.MaxAge/time.Second), 10)
+	}
+	if !c.NoHTTPOnly {
+		attrs += "; HttpOnly"
+	}
+	switch c.SameSite {
+	case http.SameSiteLaxMode:
+		attrs += "; SameSite=Lax"
+	case http.SameSiteStrictMode:
+		attrs += "; SameSite=Strict"
+	case http.SameSiteNoneMode:
+		attrs += "; SameSite=None"
+	}
+	return kv, attrs
+}

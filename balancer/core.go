@@ -1,0 +1,716 @@
+package balancer
+
+// This file and sessions.go, health.go hold the decisions — virtual host to
+// service, sticky lookup and learn, policy, health, retry budget — on plain
+// values (host, path, session id, client address). Nothing here uses
+// net/http's request or response types, so another HTTP engine can drive the
+// same core.
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"math/rand/v2"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Backend is one server of a pool.
+type Backend struct {
+	// ID identifies the backend within its pool; sessions and health state
+	// follow the ID across SetBackends calls. Required.
+	ID string
+	// URL is the backend's base, "http://10.0.0.5:9763" or
+	// "https://10.0.0.5:9443". Only scheme and host are used; the request's
+	// path is sent unchanged. Required.
+	URL string
+	// Weight is the backend's share of new sessions relative to the
+	// others. Zero means 1.
+	Weight int
+	// Metadata is free-form information (a member's properties) shown in
+	// Status.
+	Metadata map[string]string
+	// Draining keeps the backend serving the sessions pinned to it while it
+	// gets no new ones, as before a rolling restart.
+	Draining bool
+}
+
+// backend is the live state of a Backend. It survives SetBackends and
+// Update as long as the pool keeps a backend with the same ID and URL.
+type backend struct {
+	pool   string
+	id     string
+	rawURL string
+	scheme string                 // "http" or "https"
+	host   string                 // host:port
+	token  atomic.Pointer[string] // the StickyInsert cookie value naming this backend
+
+	weight atomic.Int64
+
+	draining atomic.Bool
+	removed  atomic.Bool
+
+	active   atomic.Int64
+	requests atomic.Uint64
+	failures atomic.Uint64
+	lat      latency
+
+	// Health. activeDown is the active checker's verdict; downUntil
+	// (unix ns, 0 = up) is the passive cool-off; trial is set while the one
+	// request after the cool-off is in flight.
+	activeDown   atomic.Bool
+	passiveFails atomic.Int32
+	downUntil    atomic.Int64
+	trial        atomic.Bool
+	upSince      atomic.Int64 // unix ns when it (re)entered service, for slow start
+
+	mu       sync.Mutex // protects since, lastErr, meta
+	since    time.Time
+	lastErr  string
+	meta     map[string]string
+	checker  *checker // guarded by Balancer.mu
+	checkCfg HealthCheck
+}
+
+func newBackend(pool string, b Backend, key []byte, now time.Time) (*backend, error) {
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, errString("scheme " + u.Scheme + " is not http or https")
+	}
+	if u.Host == "" {
+		return nil, errString("no host")
+	}
+	host := u.Host
+	if u.Port() == "" {
+		if u.Scheme == "https" {
+			host += ":443"
+		} else {
+			host += ":80"
+		}
+	}
+	w := b.Weight
+	if w <= 0 {
+		w = 1
+	}
+	be := &backend{
+		pool: pool, id: b.ID, rawURL: b.URL, scheme: u.Scheme, host: host,
+		meta: cloneMap(b.Metadata), since: now,
+	}
+	be.weight.Store(int64(w))
+	tok := stickyToken(key, pool, b.ID)
+	be.token.Store(&tok)
+	be.upSince.Store(now.UnixNano())
+	be.draining.Store(b.Draining)
+	return be, nil
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// stickyToken is the StickyInsert cookie value for a backend: 128 bits of
+// HMAC-SHA256 over pool and ID, so the cookie names the backend without
+// revealing its address, cannot be forged without the key, and every
+// instance sharing the key computes the same value.
+func stickyToken(key []byte, pool, id string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(pool))
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// usable reports whether b may take a request now. For a backend past its
+// passive cool-off, only one trial request is allowed; claim takes it.
+func (b *backend) usable(now int64) bool {
+	if b.removed.Load() || b.activeDown.Load() {
+		return false
+	}
+	d := b.downUntil.Load()
+	return d == 0 || (now >= d && !b.trial.Load())
+}
+
+// claim is called on the chosen backend; it takes the trial slot of a
+// backend past its cool-off and reports false if another request took it.
+func (b *backend) claim(now int64) bool {
+	d := b.downUntil.Load()
+	if d == 0 {
+		return true
+	}
+	return now >= d && b.trial.CompareAndSwap(false, true)
+}
+
+// healthy reports whether b is up for Status and MinInstances.
+func (b *backend) healthy(now int64) bool {
+	if b.removed.Load() || b.activeDown.Load() {
+		return false
+	}
+	d := b.downUntil.Load()
+	return d == 0 || now >= d
+}
+
+// effWeight is the weight scaled by 64, ramped during slow start.
+func (b *backend) effWeight(now int64, slow time.Duration) int {
+	w := int(b.weight.Load()) * 64
+	if slow <= 0 {
+		return w
+	}
+	up := time.Duration(now - b.upSince.Load())
+	if up >= slow || up < 0 {
+		return w
+	}
+	r := int(int64(w) * int64(up) / int64(slow))
+	if r < 1 {
+		r = 1
+	}
+	return r
+}
+
+// pool is an immutable set of backends plus the round-robin state.
+type pool struct {
+	name     string
+	backends []*backend
+	byID     map[string]*backend
+	byToken  map[string]*backend
+
+	mu  sync.Mutex // protects cur
+	cur []int      // smooth weighted round robin current weights
+	rr  atomic.Uint32
+}
+
+func newPool(name string, bes []*backend) *pool {
+	p := &pool{name: name, backends: bes, byID: make(map[string]*backend, len(bes)),
+		byToken: make(map[string]*backend, len(bes)), cur: make([]int, len(bes))}
+	for _, b := range bes {
+		p.byID[b.id] = b
+		p.byToken[*b.token.Load()] = b
+	}
+	return p
+}
+
+// stickyOutcome is what stickiness did for a request.
+type stickyOutcome uint8
+
+const (
+	stickyNone  stickyOutcome = iota // stickiness off, or no session in the request
+	stickyHit                        // routed to the session's backend
+	stickyMiss                       // a session id the balancer did not know
+	stickyRepin                      // the session's backend was down or gone: re-pinned
+)
+
+func (o stickyOutcome) String() string {
+	return [...]string{"none", "hit", "miss", "repin"}[o]
+}
+
+// service is a Service ready for routing.
+type service struct {
+	Service
+	tenants     tenantRange
+	stat        *serviceStats
+	idx         int    // position in state.services and state.transports
+	setCookieKV string // "NAME=" prefix of the insert cookie
+	cookieAttrs string // "; Path=/; HttpOnly..." without Secure
+}
+
+// router maps hosts to services.
+type router struct {
+	exact    map[string][]*service
+	wildcard map[string][]*service // ".example.com" → services
+	def      *service
+}
+
+func newRouter(svcs []*service) *router {
+	r := &router{exact: map[string][]*service{}, wildcard: map[string][]*service{}}
+	for _, s := range svcs {
+		if s.Default {
+			r.def = s
+		}
+		for _, h := range s.Hosts {
+			if strings.HasPrefix(h, "*.") {
+				r.wildcard[h[1:]] = append(r.wildcard[h[1:]], s)
+			} else {
+				r.exact[h] = append(r.exact[h], s)
+			}
+		}
+	}
+	return r
+}
+
+// route returns the service for host (lower case, no port) and tenant.
+func (r *router) route(host string, tenant int, known bool) *service {
+	if l, ok := r.exact[host]; ok {
+		if s := pickTenant(l, tenant, known); s != nil {
+			return s
+		}
+	}
+	for i := strings.IndexByte(host, '.'); i >= 0; {
+		if l, ok := r.wildcard[host[i:]]; ok {
+			if s := pickTenant(l, tenant, known); s != nil {
+				return s
+			}
+		}
+		j := strings.IndexByte(host[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	if r.def != nil && r.def.tenants.match(tenant, known) {
+		return r.def
+	}
+	return nil
+}
+
+func pickTenant(l []*service, tenant int, known bool) *service {
+	for _, s := range l {
+		if s.tenants.match(tenant, known) {
+			return s
+		}
+	}
+	return nil
+}
+
+// normHost lowercases host and strips a port and a trailing dot, without
+// allocating when host is already lower case.
+func normHost(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// allowed reports whether client may use s.
+func (s *service) allowed(client netip.Addr) bool {
+	if len(s.AllowCIDRs) == 0 {
+		return true
+	}
+	client = client.Unmap()
+	for _, p := range s.AllowCIDRs {
+		if p.Contains(client) {
+			return true
+		}
+	}
+	return false
+}
+
+// pick chooses a backend of p for a new (unpinned) request, skipping those
+// in tried. It returns nil when none is usable; fail-open then picks among
+// all backends that are not removed.
+func (s *service) pick(p *pool, now int64, tried []*backend) *backend {
+	for range 4 { // a lost trial-slot race makes us pick again
+		b := s.choose(p, now, tried, false)
+		if b == nil && s.Health.FailOpen {
+			b = s.choose(p, now, tried, true)
+			if b != nil {
+				return b
+			}
+		}
+		if b == nil || b.claim(now) {
+			return b
+		}
+		tried = append(tried, b)
+	}
+	return nil
+}
+
+func isTried(tried []*backend, b *backend) bool {
+	for _, t := range tried {
+		if t == b {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *service) eligible(b *backend, now int64, tried []*backend, anyway bool) bool {
+	if anyway {
+		return !b.removed.Load() && !isTried(tried, b)
+	}
+	return !b.draining.Load() && b.usable(now) && !isTried(tried, b)
+}
+
+func (s *service) choose(p *pool, now int64, tried []*backend, anyway bool) *backend {
+	n := len(p.backends)
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		if b := p.backends[0]; s.eligible(b, now, tried, anyway) {
+			return b
+		}
+		return nil
+	}
+	slow := s.Health.SlowStart
+	switch s.Policy {
+	case LeastConn:
+		var best *backend
+		var bestLoad, bestW int64
+		start := int(p.rr.Add(1))
+		for k := range n {
+			b := p.backends[(start+k)%n]
+			if !s.eligible(b, now, tried, anyway) {
+				continue
+			}
+			load, w := b.active.Load(), int64(b.effWeight(now, slow))
+			if best == nil || load*bestW < bestLoad*w {
+				best, bestLoad, bestW = b, load, w
+			}
+		}
+		return best
+	case PowerOfTwo:
+		var c [2]*backend
+		m := 0
+		for try := 0; try < 2*n && m < 2; try++ {
+			b := p.backends[rand.IntN(n)]
+			if s.eligible(b, now, tried, anyway) && (m == 0 || c[0] != b) {
+				c[m] = b
+				m++
+			}
+		}
+		if m == 0 {
+			// Few eligible backends: fall back to a scan.
+			for _, b := range p.backends {
+				if s.eligible(b, now, tried, anyway) {
+					return b
+				}
+			}
+			return nil
+		}
+		if m == 1 {
+			return c[0]
+		}
+		a, b := c[0], c[1]
+		wa, wb := int64(a.effWeight(now, slow)), int64(b.effWeight(now, slow))
+		if (b.active.Load()+1)*wa < (a.active.Load()+1)*wb {
+			return b
+		}
+		return a
+	}
+	// Smooth weighted round robin.
+	p.mu.Lock()
+	var best, total int
+	best = -1
+	for i, b := range p.backends {
+		if !s.eligible(b, now, tried, anyway) {
+			continue
+		}
+		w := b.effWeight(now, slow)
+		p.cur[i] += w
+		total += w
+		if best < 0 || p.cur[i] > p.cur[best] {
+			best = i
+		}
+	}
+	if best < 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	p.cur[best] -= total
+	p.mu.Unlock()
+	return p.backends[best]
+}
+
+// decision is the result of routing a request in the core.
+type decision struct {
+	backend *backend
+	outcome stickyOutcome
+	pin     bool // the caller must set the insert cookie / learn the pin
+}
+
+// stickyBackend returns the backend a session names, whether it may serve
+// (draining backends keep their sessions), and the outcome.
+func (s *service) stickyBackend(p *pool, now int64, be *backend, tried []*backend) (*backend, stickyOutcome) {
+	if be == nil {
+		return nil, stickyMiss
+	}
+	if !isTried(tried, be) && be.usable(now) && be.claim(now) {
+		return be, stickyHit
+	}
+	return nil, stickyRepin
+}
+
+// decide routes one request: sessionID is the StickyLearn id (or ""),
+// token the StickyInsert cookie value (or "").
+func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int64, tried []*backend) decision {
+	switch s.Sticky.Mode {
+	case StickyLearn:
+		if sessionID == "" {
+			break
+		}
+		var be *backend
+		if id, ok := b.lookup(p.name, sessionID, s.Sticky.TTL, now); ok {
+			be = p.byID[id]
+			if be == nil {
+				be = &backend{} // pinned to a backend that left the pool
+				be.removed.Store(true)
+			}
+		}
+		got, out := s.stickyBackend(p, now, be, tried)
+		if got != nil {
+			return decision{backend: got, outcome: out}
+		}
+		nb := s.pick(p, now, tried)
+		if nb != nil {
+			// Learn the new pin at once: the new backend may not issue a
+			// new cookie (replicated sessions), yet the session must stay.
+			b.pin(p.name, sessionID, nb.id, s.Sticky.TTL, now)
+		}
+		if out == stickyMiss {
+			return decision{backend: nb, outcome: stickyMiss}
+		}
+		return decision{backend: nb, outcome: stickyRepin}
+	case StickyInsert:
+		if token == "" {
+			nb := s.pick(p, now, tried)
+			return decision{backend: nb, outcome: stickyNone, pin: nb != nil}
+		}
+		be := p.byToken[token]
+		if be == nil {
+			// Forged, stale or unknown: ignore and re-pin.
+			nb := s.pick(p, now, tried)
+			return decision{backend: nb, outcome: stickyMiss, pin: nb != nil}
+		}
+		got, out := s.stickyBackend(p, now, be, tried)
+		if got != nil {
+			return decision{backend: got, outcome: out}
+		}
+		nb := s.pick(p, now, tried)
+		return decision{backend: nb, outcome: stickyRepin, pin: nb != nil}
+	}
+	return decision{backend: s.pick(p, now, tried)}
+}
+
+// lookup and pin use the built-in table's clock-free path when it is the
+// store.
+func (b *Balancer) lookup(pool, id string, ttl time.Duration, now int64) (string, bool) {
+	if b.table != nil {
+		return b.table.lookupAt(pool, id, ttl, now)
+	}
+	return b.sessions.Lookup(pool, id, ttl)
+}
+
+func (b *Balancer) pin(pool, id, backendID string, ttl time.Duration, now int64) {
+	if b.table != nil {
+		b.table.pinAt(pool, id, backendID, ttl, now)
+		return
+	}
+	b.sessions.Pin(pool, id, backendID, ttl)
+}
+
+// result reports the outcome of one try to the passive health check.
+func (b *Balancer) result(s *service, be *backend, err error, now time.Time) {
+	if err == nil {
+		if be.passiveFails.Load() != 0 {
+			be.passiveFails.Store(0)
+		}
+		if be.downUntil.Load() != 0 {
+			be.downUntil.Store(0)
+			be.trial.Store(false)
+			be.upSince.Store(now.UnixNano())
+			be.setState(now, "")
+			b.log().Info("balancer: backend up", "pool", be.pool, "backend", be.id, "check", "passive")
+		}
+		return
+	}
+	be.failures.Add(1)
+	be.mu.Lock()
+	be.lastErr = err.Error()
+	be.mu.Unlock()
+	if s.Health.MaxFails < 0 {
+		return
+	}
+	n := be.passiveFails.Add(1)
+	wasTrial := be.trial.Load()
+	if int(n) >= s.Health.MaxFails || wasTrial {
+		first := be.downUntil.Load() == 0
+		be.downUntil.Store(now.Add(s.Health.FailTimeout).UnixNano())
+		be.trial.Store(false)
+		if first {
+			be.setState(now, err.Error())
+			b.log().Warn("balancer: backend down", "pool", be.pool, "backend", be.id, "check", "passive", "err", err)
+		}
+	}
+}
+
+func (be *backend) setState(now time.Time, lastErr string) {
+	be.mu.Lock()
+	be.since = now
+	if lastErr != "" {
+		be.lastErr = lastErr
+	}
+	be.mu.Unlock()
+}
+
+// retryBudget says whether another try may start.
+type retryBudget struct {
+	attempts int
+	deadline int64
+}
+
+func (r *retryBudget) next(now int64) bool {
+	r.attempts--
+	return r.attempts > 0 && now < r.deadline
+}
+
+// clientAddr returns the address the balancer attributes the request to:
+// the peer, or, when the peer is a trusted proxy, the right-most address of
+// X-Forwarded-For that is not a trusted proxy.
+func clientAddr(peer netip.Addr, xff []string, trusted []netip.Prefix) netip.Addr {
+	if len(trusted) == 0 || !inPrefixes(peer, trusted) {
+		return peer
+	}
+	addr := peer
+	for i := len(xff) - 1; i >= 0; i-- {
+		v := xff[i]
+		for v != "" {
+			j := strings.LastIndexByte(v, ',')
+			part := strings.TrimSpace(v[j+1:])
+			if j < 0 {
+				v = ""
+			} else {
+				v = v[:j]
+			}
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return addr
+			}
+			addr = a
+			if !inPrefixes(a, trusted) {
+				return a
+			}
+		}
+	}
+	return addr
+}
+
+func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
+	a = a.Unmap()
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionFromCookies finds cookie name in Cookie header values without
+// allocating.
+func sessionFromCookies(vals []string, name string) string {
+	for _, v := range vals {
+		for v != "" {
+			var part string
+			if i := strings.IndexByte(v, ';'); i >= 0 {
+				part, v = v[:i], v[i+1:]
+			} else {
+				part, v = v, ""
+			}
+			part = strings.TrimLeft(part, " \t")
+			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+				val := strings.TrimRight(part[len(name)+1:], " \t")
+				if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
+					val = val[1 : len(val)-1]
+				}
+				if val != "" {
+					return val
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// sessionFromPath finds ";param=value" in a path (Tomcat URL rewriting).
+func sessionFromPath(path, param string) string {
+	if param == "-" {
+		return ""
+	}
+	i := strings.IndexByte(path, ';')
+	for i >= 0 {
+		rest := path[i+1:]
+		if len(rest) > len(param) && rest[len(param)] == '=' && strings.EqualFold(rest[:len(param)], param) {
+			v := rest[len(param)+1:]
+			if j := strings.IndexAny(v, ";/?#"); j >= 0 {
+				v = v[:j]
+			}
+			return v
+		}
+		j := strings.IndexByte(rest, ';')
+		if j < 0 {
+			return ""
+		}
+		i += 1 + j
+	}
+	return ""
+}
+
+// sessionFromSetCookie returns the value a Set-Cookie line sets for name.
+func sessionFromSetCookie(line, name string) (string, bool) {
+	line = strings.TrimLeft(line, " \t")
+	if len(line) <= len(name) || line[len(name)] != '=' || line[:len(name)] != name {
+		return "", false
+	}
+	v := line[len(name)+1:]
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.TrimSpace(v)
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return v, true
+}
+
+// TenantResolver finds the tenant of a request for Service.TenantRange.
+// Implementations must be safe for concurrent use.
+type TenantResolver interface {
+	// Tenant returns the tenant ID for a request to host and path; ok is
+	// false for the super tenant (no tenant in the request) and for a
+	// tenant the resolver does not know.
+	Tenant(host, path string) (id int, ok bool)
+}
+
+// PathTenants is the default TenantResolver: Carbon's "/t/<tenant-domain>/"
+// path convention, with Domains mapping tenant domains to tenant IDs. A
+// request without "/t/" belongs to the super tenant. The zero value knows
+// no domain. It must not be modified after it is given to New.
+type PathTenants struct {
+	// Domains maps a tenant domain ("example.com") to its tenant ID.
+	Domains map[string]int
+}
+
+// Tenant implements TenantResolver.
+func (t PathTenants) Tenant(_, path string) (int, bool) {
+	if len(path) < 4 || path[:3] != "/t/" {
+		return 0, false
+	}
+	d := path[3:]
+	if i := strings.IndexAny(d, "/;?"); i >= 0 {
+		d = d[:i]
+	}
+	id, ok := t.Domains[d]
+	return id, ok
+}

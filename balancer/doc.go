@@ -1,0 +1,74 @@
+// Package balancer is a sticky, service-aware HTTP(S) load balancer: an
+// [net/http.Handler] that does what the NGINX Plus, WSO2 ELB and AWS ELB
+// configurations of a Carbon cluster do — the management host to the
+// manager node, the service hosts to the workers, every session pinned to
+// one node by its JSESSIONID, node failures hidden from users.
+//
+// A program creates a Balancer from a [Config], serves it from any
+// [net/http.Server], and feeds it backends with [Balancer.SetBackends]
+// (from cluster membership, a file, or a flag):
+//
+//	cfg := balancer.DefaultConfig()
+//	cfg.Services = []balancer.Service{
+//		balancer.DefaultService("esb", "wso2.esb.domain/worker", "esb.example.com"),
+//		balancer.DefaultService("mgt", "wso2.esb.domain/mgt", "mgt.esb.example.com"),
+//	}
+//	lb, err := balancer.New(cfg)
+//	...
+//	defer lb.Close()
+//	lb.SetBackends("wso2.esb.domain/worker", []balancer.Backend{
+//		{ID: "w1", URL: "http://10.0.0.11:8280"},
+//		{ID: "w2", URL: "http://10.0.0.12:8280"},
+//	})
+//	http.ListenAndServe(":80", lb)
+//
+// # Routing
+//
+// The request's Host (port ignored, case-insensitive) selects a [Service]:
+// exact names first, then "*.example.com" wildcards from the most specific,
+// then the default service. Among services sharing a host, the first whose
+// TenantRange holds the request's tenant (from the [TenantResolver]; Carbon's
+// "/t/<domain>/" by default) wins. A service names a pool of backends,
+// conventionally "domain/subDomain". Clients outside AllowCIDRs get 403.
+//
+// # Stickiness
+//
+// [StickyLearn] learns the session id from the backend's Set-Cookie and
+// routes requests carrying it (cookie or ";jsessionid=" path parameter) to
+// that backend, in a sharded table with a sliding TTL and LRU eviction
+// behind the [SessionStore] interface. [StickyInsert] sets the balancer's
+// own HMAC-signed cookie naming the backend; balancer instances sharing
+// Config.StickyKey agree on it. A session whose backend is down, removed
+// or unknown is re-pinned to a live backend and the new pin is learned.
+// A draining backend keeps its sessions and gets no new ones.
+//
+// # Health and retries
+//
+// Active checks (HTTP or TCP, rise/fall, jitter) run per pool in one
+// goroutine per backend; passive checks mark a backend down after
+// consecutive transport errors for a cool-off, then let one trial request
+// decide. A request that failed before reaching a backend is retried on
+// another whatever its method; an idempotent request without a consumed
+// body is retried after any transport error, within Service.Retry; a
+// request whose body may have been read is never replayed. When nothing can
+// serve, the client gets 502, 503 or 504 with a short text body.
+//
+// # Forwarding
+//
+// Host is preserved; X-Forwarded-For is appended (a client's own value is
+// kept only when the peer is in Config.TrustedProxies); X-Forwarded-Host,
+// X-Forwarded-Server, X-Forwarded-Proto and optionally RFC 7239 Forwarded
+// are set; hop-by-hop headers are removed; Upgrade (WebSocket) passes
+// through; responses without a length are flushed as they arrive.
+//
+// # Concurrency and ownership
+//
+// All methods are safe for concurrent use. The request path reads an
+// immutable snapshot through an atomic pointer; [Balancer.Update] and
+// [Balancer.SetBackends] build a new snapshot. The decisions (virtual host
+// to service, sticky lookup and learn, policy, health, retry budget) work
+// on plain values, apart from net/http's types. [Balancer.Close] stops the
+// health checkers and upgraded connections and waits for them; the caller
+// owns its listeners and servers. TLS certificates by SNI come from a
+// [CertStore].
+package balancer

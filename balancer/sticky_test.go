@@ -1,0 +1,175 @@
+package balancer
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestStickyLearn1000 opens 1000 sessions the way a browser does and
+// checks every later request of each session reaches the node that issued
+// its JSESSIONID, by cookie and by ";jsessionid=" path parameter.
+func TestStickyLearn1000(t *testing.T) {
+	nodes := []*carbonNode{newCarbonNode(t, "n1"), newCarbonNode(t, "n2"), newCarbonNode(t, "n3")}
+	lb := mustNew(t, testConfig(StickyLearn))
+	if err := lb.SetBackends("p", []Backend{nodes[0].backend(), nodes[1].backend(), nodes[2].backend()}); err != nil {
+		t.Fatal(err)
+	}
+	front, c := newFront(t, lb)
+	type sess struct{ cookie, issuer string }
+	var sessions []sess
+	perNode := map[string]int{}
+	for range 1000 {
+		code, be, sc, _ := get(t, c, front.URL+"/", "")
+		ck := cookiePair(sc, "JSESSIONID")
+		if code != 200 || ck == "" {
+			t.Fatalf("open session: status %d, Set-Cookie %q", code, sc)
+		}
+		sessions = append(sessions, sess{ck, be})
+		perNode[be]++
+	}
+	for _, n := range nodes {
+		if perNode[n.name] < 200 {
+			t.Errorf("node %s issued %d of 1000 sessions; want a fair share", n.name, perNode[n.name])
+		}
+	}
+	for i, s := range sessions {
+		for j := range 2 {
+			_, be, _, _ := get(t, c, front.URL+"/app", "", "other=1", s.cookie)
+			if be != s.issuer {
+				t.Fatalf("session %d request %d: reached %s, issued by %s", i, j, be, s.issuer)
+			}
+		}
+		if i%10 == 0 { // Tomcat URL rewriting
+			id := strings.TrimPrefix(s.cookie, "JSESSIONID=")
+			_, be, _, _ := get(t, c, front.URL+"/app/page;jsessionid="+id+"?x=1", "")
+			if be != s.issuer {
+				t.Fatalf("session %d by path parameter: reached %s, issued by %s", i, be, s.issuer)
+			}
+		}
+	}
+	var foreign int64
+	for _, n := range nodes {
+		foreign += n.foreign.Load()
+	}
+	if foreign != 0 {
+		t.Errorf("%d requests reached a node that did not issue their session", foreign)
+	}
+	st := lb.Status()
+	if st.Sessions != 1000 {
+		t.Errorf("Status.Sessions = %d, want 1000", st.Sessions)
+	}
+	pinned := 0
+	for _, b := range st.Pools[0].Backends {
+		pinned += b.Pinned
+	}
+	if pinned != 1000 {
+		t.Errorf("pinned sessions over backends = %d, want 1000", pinned)
+	}
+	if st.Services[0].StickyHits < 2000 {
+		t.Errorf("sticky hits = %d, want >= 2000", st.Services[0].StickyHits)
+	}
+}
+
+// TestStickyInsert1000 checks the balancer's own cookie pins 1000 sessions,
+// that a second instance sharing the key honours it, and that a forged
+// cookie is ignored and re-pinned.
+func TestStickyInsert1000(t *testing.T) {
+	nodes := []*carbonNode{newCarbonNode(t, "n1"), newCarbonNode(t, "n2")}
+	cfg := testConfig(StickyInsert)
+	cfg.StickyKey = []byte("0123456789abcdef0123456789abcdef")
+	cfg.Services[0].Sticky.Insert.SameSite = http.SameSiteLaxMode
+	lb1 := mustNew(t, cfg)
+	lb2 := mustNew(t, cfg)
+	for _, lb := range []*Balancer{lb1, lb2} {
+		if err := lb.SetBackends("p", []Backend{nodes[0].backend(), nodes[1].backend()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f1, c := newFront(t, lb1)
+	f2, _ := newFront(t, lb2)
+	type sess struct{ lb, js, issuer string }
+	var sessions []sess
+	for i := range 1000 {
+		code, be, sc, _ := get(t, c, f1.URL+"/", "")
+		lbc, js := cookiePair(sc, "CARBONLB"), cookiePair(sc, "JSESSIONID")
+		if code != 200 || lbc == "" || js == "" {
+			t.Fatalf("open session: status %d, Set-Cookie %q", code, sc)
+		}
+		if i == 0 {
+			line := ""
+			for _, l := range sc {
+				if strings.HasPrefix(l, "CARBONLB=") {
+					line = l
+				}
+			}
+			for _, want := range []string{"; Path=/", "; HttpOnly", "; SameSite=Lax"} {
+				if !strings.Contains(line, want) {
+					t.Errorf("cookie %q lacks %q", line, want)
+				}
+			}
+			if strings.Contains(line, "Secure") {
+				t.Errorf("cookie %q is Secure over plain HTTP", line)
+			}
+			for _, n := range nodes {
+				if strings.Contains(line, strings.TrimPrefix(n.srv.URL, "http://")) {
+					t.Errorf("cookie %q reveals a backend address", line)
+				}
+			}
+		}
+		sessions = append(sessions, sess{lbc, js, be})
+	}
+	for i, s := range sessions {
+		front := f1
+		if i%2 == 1 {
+			front = f2 // the other instance, no shared state but the key
+		}
+		code, be, sc, _ := get(t, c, front.URL+"/", "", s.lb, s.js)
+		if code != 200 || be != s.issuer {
+			t.Fatalf("session %d: status %d, reached %s, issued by %s", i, code, be, s.issuer)
+		}
+		if cookiePair(sc, "CARBONLB") != "" {
+			t.Fatalf("session %d: a valid cookie was re-issued", i)
+		}
+	}
+	for _, n := range nodes {
+		if f := n.foreign.Load(); f != 0 {
+			t.Errorf("node %s: %d foreign sessions", n.name, f)
+		}
+	}
+	// A forged cookie is ignored: the request is routed and re-pinned.
+	code, _, sc, _ := get(t, c, f1.URL+"/", "", "CARBONLB=forged-value")
+	if code != 200 || cookiePair(sc, "CARBONLB") == "" {
+		t.Errorf("forged cookie: status %d, Set-Cookie %q; want 200 and a new cookie", code, sc)
+	}
+	// A key that differs makes the cookie stale: re-pinned, not trusted.
+	other := cfg
+	other.StickyKey = []byte("another key of sixteen or more bytes")
+	lb3 := mustNew(t, other)
+	lb3.SetBackends("p", []Backend{nodes[0].backend(), nodes[1].backend()})
+	f3, _ := newFront(t, lb3)
+	_, _, sc, _ = get(t, c, f3.URL+"/", "", sessions[0].lb)
+	if cookiePair(sc, "CARBONLB") == "" {
+		t.Errorf("a cookie signed with another key was honoured")
+	}
+}
+
+func TestStickyOff(t *testing.T) {
+	n1, n2 := newCarbonNode(t, "n1"), newCarbonNode(t, "n2")
+	lb := mustNew(t, testConfig(StickyOff))
+	lb.SetBackends("p", []Backend{n1.backend(), n2.backend()})
+	front, c := newFront(t, lb)
+	_, _, sc, _ := get(t, c, front.URL+"/", "")
+	js := cookiePair(sc, "JSESSIONID")
+	seen := map[string]int{}
+	for range 10 {
+		_, be, _, _ := get(t, c, front.URL+"/", "", js)
+		seen[be]++
+	}
+	if seen["n1"] != 5 || seen["n2"] != 5 {
+		t.Errorf("round robin without stickiness: %v, want 5 each", seen)
+	}
+	if lb.Status().Sessions != 0 {
+		t.Errorf("sessions learned with stickiness off")
+	}
+}

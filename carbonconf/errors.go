@@ -1,0 +1,104 @@
+package carbonconf
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// ParseError reports a document that cannot be read: where, and what was
+// expected there. Line and Col are 1-based; Col counts bytes. The Read*
+// functions leave File empty; the Load* functions and LoadNode set it.
+type ParseError struct {
+	File string // the file name, or "" when read from a reader
+	Line int    // 1-based line of the offending input
+	Col  int    // 1-based byte column of the offending input
+	Err  error  // what was expected and what was found
+}
+
+// Error returns "file:line:col: message".
+func (e *ParseError) Error() string {
+	name := e.File
+	if name == "" {
+		name = "input"
+	}
+	return fmt.Sprintf("carbonconf: %s:%d:%d: %v", name, e.Line, e.Col, e.Err)
+}
+
+// Unwrap returns the underlying reason.
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// ErrNotNumber is wrapped by a *ValueError when a numeric setting holds
+// something else, such as an installer placeholder (SC_PORT_OFFSET).
+var ErrNotNumber = errors.New("not a number")
+
+// ErrUnknownVariable is wrapped by the error Expand returns when a ${name}
+// has no value.
+var ErrUnknownVariable = errors.New("unknown variable")
+
+// ErrNoFiles is returned by LoadNode when a product home holds none of the
+// configuration files it reads.
+var ErrNoFiles = errors.New("no Carbon configuration files")
+
+// ValueError reports a setting whose value cannot be used, such as a port
+// that is not a number. Documents still read; the error appears where the
+// value is used (Node.Identity) and as a Lint finding.
+type ValueError struct {
+	File  string // the file the value is in
+	Line  int    // 1-based line, 0 when unknown
+	Col   int    // 1-based byte column, 0 when unknown
+	Name  string // the setting, e.g. "Ports/Offset"
+	Value string // the value as written
+	Err   error  // ErrNotNumber, or a range error
+}
+
+// Error returns "file:line:col: name "value": reason".
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("carbonconf: %s:%d:%d: %s %q: %v", displayName(e.File), e.Line, e.Col, e.Name, e.Value, e.Err)
+}
+
+// Unwrap returns the reason, usually ErrNotNumber.
+func (e *ValueError) Unwrap() error { return e.Err }
+
+// Field is one modelled value as written in a file and where it is. A zero
+// Line means the setting is absent (or only present inside a comment).
+type Field struct {
+	Value string // the text or attribute value, entities decoded, trimmed
+	Line  int    // 1-based line of the element or attribute, 0 when absent
+	Col   int    // 1-based byte column, 0 when absent
+}
+
+// Set reports whether the field is present in the file.
+func (f Field) Set() bool { return f.Line > 0 }
+
+// Int parses the value as a decimal integer. The error is a *ValueError
+// wrapping ErrNotNumber; file and name are copied into it.
+func (f Field) Int(file, name string) (int, error) {
+	n, err := strconv.Atoi(f.Value)
+	if err != nil {
+		return 0, &ValueError{File: file, Line: f.Line, Col: f.Col, Name: name, Value: f.Value, Err: ErrNotNumber}
+	}
+	return n, nil
+}
+
+// Bool reports whether the value is "true" (any case).
+func (f Field) Bool() bool { return equalFold(f.Value, "true") }
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

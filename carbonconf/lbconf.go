@@ -1,0 +1,370 @@
+package carbonconf
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// LBConf is a parsed loadbalancer.conf of the WSO2 Elastic Load Balancer
+// (and of the Apache Stratos load balancer that followed it): nested
+// `name { key value; }` blocks with # comments. Both the `services { … }`
+// shape and the older shape with services at top level are understood, and
+// so is the Stratos dialect (`key: value;`, hyphenated keys, clusters
+// instead of domains). The document keeps its bytes; WriteTo of a parsed
+// file is byte-identical to its input. An LBConf is not safe for concurrent
+// use.
+type LBConf struct {
+	// File names the file in errors and findings; LoadLBConf sets it.
+	File string
+
+	// Root holds the top-level entries and blocks, in file order.
+	Root *LBBlock
+
+	// LoadBalancer is the `loadbalancer { … }` block's entries and Defaults
+	// the `services { defaults { … } }` block's, keys as written. Both are
+	// empty maps when the blocks are absent.
+	LoadBalancer map[string]string
+	Defaults     map[string]string
+
+	// Services are the balanced services, each with its domains.
+	Services []LBService
+
+	// Warnings lists what was accepted but is probably a mistake: blocks
+	// left open at end of file.
+	Warnings []*ParseError
+
+	// ListenPorts are the ports the balancer listens on, against which
+	// Lint checks the nodes' proxy ports. The file does not say; nil means
+	// the ELB's defaults (8280, 8290 and 8243) and the standard 80 and 443
+	// that seed setups forward to it.
+	ListenPorts []int
+
+	src []byte
+}
+
+// LBBlock is one `name { … }` block.
+type LBBlock struct {
+	Name    string
+	Entries []LBEntry
+	Blocks  []*LBBlock
+	Line    int
+	Col     int
+	Closed  bool // false when the file ended before its closing brace
+}
+
+// LBEntry is one `key value;` (or `key: value;`) statement. Value is the
+// text between the key and the semicolon, trimmed.
+type LBEntry struct {
+	Key, Value string
+	Line, Col  int
+}
+
+// LBService is a service: a block with domains (or, in the Stratos dialect,
+// clusters).
+type LBService struct {
+	Name      string
+	Hosts     []string // the service's hosts, split on commas and spaces
+	SubDomain string
+	Domains   []LBDomain
+	Line, Col int
+}
+
+// LBDomain is one domain (or cluster) of a service with its effective
+// settings: a domain's own hosts and sub_domain override the service's, and
+// min/max_app_instances fall back to the service's and then to the
+// defaults block.
+type LBDomain struct {
+	Service         string
+	Domain          string
+	Hosts           []string
+	SubDomain       string
+	TenantRange     string // "*", "1-100", "7"
+	MinAppInstances int    // 0 when unset or not a number (see Settings)
+	MaxAppInstances int
+	// Settings holds every entry of the domain's block, keys as written.
+	Settings  map[string]string
+	Line, Col int
+}
+
+// Get returns the entry with this key; '-' and '_' are the same, and a
+// trailing ':' is ignored.
+func (b *LBBlock) Get(key string) (LBEntry, bool) {
+	for _, e := range b.Entries {
+		if normKey(e.Key) == normKey(key) {
+			return e, true
+		}
+	}
+	return LBEntry{}, false
+}
+
+// Block returns the first child block with this name.
+func (b *LBBlock) Block(name string) *LBBlock {
+	for _, c := range b.Blocks {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func normKey(k string) string { return strings.ReplaceAll(strings.TrimSuffix(k, ":"), "-", "_") }
+
+// ReadLBConf reads a loadbalancer.conf. Syntax errors give a *ParseError;
+// blocks left open at end of file are accepted and listed in Warnings.
+func ReadLBConf(r io.Reader) (*LBConf, error) {
+	b, err := readAll(r)
+	if err != nil {
+		return nil, err
+	}
+	return parseLBConf("", b)
+}
+
+// LoadLBConf reads the loadbalancer.conf at path.
+func LoadLBConf(path string) (*LBConf, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("carbonconf: %w", err)
+	}
+	return parseLBConf(path, b)
+}
+
+// WriteTo writes the document exactly as it was read.
+func (c *LBConf) WriteTo(w io.Writer) (int64, error) { return writeBytes(w, c.src) }
+
+// Bytes returns a copy of the document's bytes.
+func (c *LBConf) Bytes() []byte { return append([]byte(nil), c.src...) }
+
+// Save writes the document to path atomically, keeping the file's mode.
+func (c *LBConf) Save(path string) error { return writeFileAtomic(path, c.src) }
+
+// Listen returns ListenPorts, or the defaults when it is empty.
+func (c *LBConf) Listen() []int {
+	if c == nil || len(c.ListenPorts) == 0 {
+		return []int{80, 443, 8280, 8290, 8243}
+	}
+	return c.ListenPorts
+}
+
+type lbParser struct {
+	file  string
+	src   []byte
+	lines []int
+	i     int
+}
+
+func (p *lbParser) errAt(off int, format string, args ...any) *ParseError {
+	l, c := offsetPos(p.lines, off)
+	return &ParseError{File: p.file, Line: l, Col: c, Err: fmt.Errorf(format, args...)}
+}
+
+func isLBSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'
+}
+
+// token returns the next token's start and end: '{', '}', ';' or a word.
+// Comments (# to end of line, at the start of a token) are skipped. At end
+// of input start == len(src).
+func (p *lbParser) token() (int, int) {
+	for p.i < len(p.src) {
+		c := p.src[p.i]
+		switch {
+		case isLBSpace(c):
+			p.i++
+		case c == '#':
+			j := bytes.IndexByte(p.src[p.i:], '\n')
+			if j < 0 {
+				p.i = len(p.src)
+			} else {
+				p.i += j
+			}
+		case c == '{' || c == '}' || c == ';':
+			p.i++
+			return p.i - 1, p.i
+		default:
+			start := p.i
+			for p.i < len(p.src) {
+				c := p.src[p.i]
+				if isLBSpace(c) || c == '{' || c == '}' || c == ';' {
+					break
+				}
+				p.i++
+			}
+			return start, p.i
+		}
+	}
+	return len(p.src), len(p.src)
+}
+
+func parseLBConf(file string, src []byte) (*LBConf, error) {
+	p := &lbParser{file: file, src: src, lines: lineStarts(src)}
+	conf := &LBConf{File: file, src: src, Root: &LBBlock{Line: 1, Col: 1, Closed: true}}
+	stack := []*LBBlock{conf.Root}
+	var words [][2]int // the current statement's words
+	for {
+		s, e := p.token()
+		if s == len(src) {
+			break
+		}
+		switch src[s] {
+		case '{':
+			if len(words) == 0 {
+				return nil, p.errAt(s, `expected a block name before "{"`)
+			}
+			name := string(src[words[0][0]:words[len(words)-1][1]])
+			l, c := offsetPos(p.lines, words[0][0])
+			b := &LBBlock{Name: name, Line: l, Col: c}
+			top := stack[len(stack)-1]
+			top.Blocks = append(top.Blocks, b)
+			stack = append(stack, b)
+			words = nil
+		case '}':
+			if len(words) > 0 {
+				return nil, p.errAt(s, "expected \";\" after %q, found \"}\"", string(src[words[0][0]:words[len(words)-1][1]]))
+			}
+			if len(stack) == 1 {
+				return nil, p.errAt(s, `expected a key or a block name, found "}" with no open block`)
+			}
+			stack[len(stack)-1].Closed = true
+			stack = stack[:len(stack)-1]
+		case ';':
+			if len(words) == 0 {
+				continue // an empty statement
+			}
+			key := string(src[words[0][0]:words[0][1]])
+			vs := words[0][1]
+			if i := strings.IndexByte(key, ':'); i >= 0 {
+				// "key: value" or "key:value" (the Stratos dialect).
+				vs = words[0][0] + i + 1
+				key = key[:i]
+			} else if len(words) > 1 && string(src[words[1][0]:words[1][1]]) == ":" {
+				vs = words[1][1]
+			}
+			if key == "" {
+				return nil, p.errAt(words[0][0], "expected a key before \":\"")
+			}
+			l, c := offsetPos(p.lines, words[0][0])
+			top := stack[len(stack)-1]
+			top.Entries = append(top.Entries, LBEntry{Key: key, Value: strings.TrimSpace(string(src[vs:s])), Line: l, Col: c})
+			words = nil
+		default:
+			words = append(words, [2]int{s, e})
+		}
+	}
+	if len(words) > 0 {
+		return nil, p.errAt(len(src), "expected \";\" or \"{\" after %q, found end of file", string(src[words[0][0]:words[len(words)-1][1]]))
+	}
+	for i := len(stack) - 1; i >= 1; i-- {
+		b := stack[i]
+		conf.Warnings = append(conf.Warnings, &ParseError{File: file, Line: b.Line, Col: b.Col,
+			Err: fmt.Errorf("block %q is not closed: expected \"}\" before end of file", b.Name)})
+	}
+	conf.build()
+	return conf, nil
+}
+
+func entryMap(b *LBBlock) map[string]string {
+	m := map[string]string{}
+	if b == nil {
+		return m
+	}
+	for _, e := range b.Entries {
+		m[e.Key] = e.Value
+	}
+	return m
+}
+
+// splitHosts splits "a.com,b.com" and "a, b" into names.
+func splitHosts(v string) []string {
+	f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	if len(f) == 0 {
+		return nil
+	}
+	return f
+}
+
+func (c *LBConf) build() {
+	c.LoadBalancer = entryMap(c.Root.Block("loadbalancer"))
+	svcs := c.Root.Block("services")
+	c.Defaults = map[string]string{}
+	if svcs != nil {
+		c.Defaults = entryMap(svcs.Block("defaults"))
+	}
+	// lb-level blocks may themselves hold services (the Stratos dialect
+	// puts `services` inside `loadbalancer`).
+	var candidates []*LBBlock
+	for _, b := range c.Root.Blocks {
+		switch b.Name {
+		case "services":
+			candidates = append(candidates, b.Blocks...)
+		case "loadbalancer":
+			if s := b.Block("services"); s != nil {
+				candidates = append(candidates, s.Blocks...)
+			}
+		default:
+			candidates = append(candidates, b)
+		}
+	}
+	for _, b := range candidates {
+		if b.Name == "defaults" {
+			continue
+		}
+		doms := b.Block("domains")
+		if doms == nil {
+			doms = b.Block("clusters")
+		}
+		if doms == nil {
+			continue
+		}
+		svc := LBService{Name: b.Name, Line: b.Line, Col: b.Col}
+		if e, ok := b.Get("hosts"); ok {
+			svc.Hosts = splitHosts(e.Value)
+		}
+		if e, ok := b.Get("sub_domain"); ok {
+			svc.SubDomain = e.Value
+		}
+		for _, db := range doms.Blocks {
+			d := LBDomain{Service: b.Name, Domain: db.Name, Hosts: svc.Hosts, SubDomain: svc.SubDomain,
+				Settings: entryMap(db), Line: db.Line, Col: db.Col}
+			if e, ok := db.Get("hosts"); ok {
+				d.Hosts = splitHosts(e.Value)
+			}
+			if e, ok := db.Get("sub_domain"); ok {
+				d.SubDomain = e.Value
+			}
+			if e, ok := db.Get("tenant_range"); ok {
+				d.TenantRange = e.Value
+			}
+			d.MinAppInstances = c.instances(b, db, "min_app_instances")
+			d.MaxAppInstances = c.instances(b, db, "max_app_instances")
+			svc.Domains = append(svc.Domains, d)
+		}
+		c.Services = append(c.Services, svc)
+	}
+}
+
+func (c *LBConf) instances(svc, dom *LBBlock, key string) int {
+	v, ok := "", false
+	if e, found := dom.Get(key); found {
+		v, ok = e.Value, true
+	} else if e, found := svc.Get(key); found {
+		v, ok = e.Value, true
+	} else {
+		for k, val := range c.Defaults {
+			if normKey(k) == key {
+				v, ok = val, true
+			}
+		}
+	}
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0
+	}
+	return n
+}

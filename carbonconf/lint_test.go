@@ -1,0 +1,444 @@
+package carbonconf
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// nodeOpts describes a small node for lint tests.
+type nodeOpts struct {
+	name          string
+	enable        string // clustering enable attribute
+	scheme        string
+	domain        string
+	host, port    string // localMemberHost, localMemberPort
+	sub           string // subDomain property; "" for none
+	members       []string
+	hostName      string
+	mgtHostName   string
+	offset        string
+	autoCommit    string
+	proxyHTTP     string
+	proxyHTTPS    string
+	keystorePass  string // https connector keystorePass; "" for none
+	svnPassword   string // "" for none
+	svnPassVaulty bool   // add svns:secretAlias to SvnPassword
+}
+
+func (o nodeOpts) build(t testing.TB) *Node {
+	t.Helper()
+	var members strings.Builder
+	for _, m := range o.members {
+		h, p, _ := strings.Cut(m, ":")
+		fmt.Fprintf(&members, "      <member><hostName>%s</hostName><port>%s</port></member>\n", h, p)
+	}
+	sub := ""
+	if o.sub != "" {
+		sub = fmt.Sprintf(`<property name="subDomain" value="%s"/>`, o.sub)
+	}
+	axis2 := fmt.Sprintf(`<axisconfig name="AxisJava2.0">
+  <transportReceiver name="http" class="org.apache.synapse.transport.passthru.PassThroughHttpListener">
+    <parameter name="port" locked="false">8280</parameter>
+  </transportReceiver>
+  <clustering class="%s" enable="%s">
+    <parameter name="membershipScheme">%s</parameter>
+    <parameter name="domain">%s</parameter>
+    <parameter name="localMemberHost">%s</parameter>
+    <parameter name="localMemberPort">%s</parameter>
+    <parameter name="properties">
+      %s
+    </parameter>
+    <members>
+%s    </members>
+  </clustering>
+</axisconfig>
+`, HazelcastAgent, o.enable, o.scheme, o.domain, o.host, o.port, sub, members.String())
+	host := ""
+	if o.hostName != "" {
+		host = "<HostName>" + o.hostName + "</HostName>"
+	}
+	mgt := ""
+	if o.mgtHostName != "" {
+		mgt = "<MgtHostName>" + o.mgtHostName + "</MgtHostName>"
+	}
+	svn := ""
+	if o.svnPassword != "" {
+		alias := ""
+		if o.svnPassVaulty {
+			alias = ` xmlns:svns="http://org.wso2.securevault/configuration" svns:secretAlias="svn.password"`
+		}
+		svn = fmt.Sprintf("<SvnPassword%s>%s</SvnPassword>", alias, o.svnPassword)
+	}
+	carbon := fmt.Sprintf(`<?xml version="1.0" encoding="ISO-8859-1"?>
+<Server xmlns="http://wso2.org/projects/carbon/carbon.xml">
+    %s
+    %s
+    <Ports>
+        <Offset>%s</Offset>
+        <JMX><RMIRegistryPort>9999</RMIRegistryPort><RMIServerPort>11111</RMIServerPort></JMX>
+    </Ports>
+    <DeploymentSynchronizer>
+        <Enabled>true</Enabled>
+        <AutoCommit>%s</AutoCommit>
+        <AutoCheckout>true</AutoCheckout>
+        %s
+    </DeploymentSynchronizer>
+</Server>
+`, host, mgt, o.offset, o.autoCommit, svn)
+	attr := func(name, v string) string {
+		if v == "" {
+			return ""
+		}
+		return fmt.Sprintf(` %s="%s"`, name, v)
+	}
+	catalina := fmt.Sprintf(`<Server port="8005" shutdown="SHUTDOWN">
+  <Service name="Catalina">
+    <Connector protocol="org.apache.coyote.http11.Http11NioProtocol" port="9763"%s/>
+    <Connector protocol="org.apache.coyote.http11.Http11NioProtocol" port="9443" SSLEnabled="true" scheme="https"%s%s/>
+  </Service>
+</Server>
+`, attr("proxyPort", o.proxyHTTP), attr("proxyPort", o.proxyHTTPS), attr("keystorePass", o.keystorePass))
+	a, err := parseAxis2(o.name+"/axis2.xml", []byte(axis2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseCarbon(o.name+"/carbon.xml", []byte(carbon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := parseCatalina(o.name+"/catalina-server.xml", []byte(catalina))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Node{Axis2: a, Carbon: c, Catalina: k}
+}
+
+// goodCluster is a manager and two workers set up as seeds 000 and 001 say,
+// behind a balancer that serves both host names. Lint finds nothing in it.
+func goodCluster() ([]nodeOpts, string) {
+	base := nodeOpts{enable: "true", scheme: "wka", domain: "wso2.esb.domain", hostName: "esb.wso2.com",
+		offset: "0", autoCommit: "false", proxyHTTP: "80", proxyHTTPS: "443"}
+	mgr, w1, w2 := base, base, base
+	mgr.name, mgr.host, mgr.port, mgr.sub = "mgr", "10.0.0.1", "4100", "mgt"
+	mgr.mgtHostName, mgr.autoCommit = "mgt.esb.wso2.com", "true"
+	w1.name, w1.host, w1.port, w1.sub = "w1", "10.0.0.2", "4200", "worker"
+	w2.name, w2.host, w2.port, w2.sub = "w2", "10.0.0.3", "4300", "worker"
+	mgr.members = []string{"10.0.0.2:4200", "10.0.0.3:4300"}
+	w1.members = []string{"10.0.0.1:4100", "10.0.0.3:4300"}
+	w2.members = []string{"10.0.0.1:4100", "10.0.0.2:4200"}
+	lb := `loadbalancer {
+    instances 1;
+}
+services {
+    defaults {
+        min_app_instances 1;
+        max_app_instances 5;
+    }
+    esb {
+        hosts esb.wso2.com;
+        domains {
+            wso2.esb.domain {
+                sub_domain worker;
+                tenant_range *;
+            }
+        }
+    }
+    esbmgt {
+        domains {
+            wso2.esb.domain {
+                hosts mgt.esb.wso2.com;
+                sub_domain mgt;
+                tenant_range *;
+            }
+        }
+    }
+}
+`
+	return []nodeOpts{mgr, w1, w2}, lb
+}
+
+func lintCase(t *testing.T, mutate func(ns []nodeOpts, lb *string) []nodeOpts) []Finding {
+	t.Helper()
+	ns, lb := goodCluster()
+	if mutate != nil {
+		ns = mutate(ns, &lb)
+	}
+	var nodes []*Node
+	for _, o := range ns {
+		nodes = append(nodes, o.build(t))
+	}
+	var conf *LBConf
+	if lb != "" {
+		var err error
+		conf, err = parseLBConf("loadbalancer.conf", []byte(lb))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Lint(nodes, conf)
+}
+
+func TestLintGoodClusterIsClean(t *testing.T) {
+	if fs := lintCase(t, nil); len(fs) != 0 {
+		for _, f := range fs {
+			t.Errorf("unexpected finding: %s", f)
+		}
+	}
+}
+
+func TestLintCodes(t *testing.T) {
+	type mut = func(ns []nodeOpts, lb *string) []nodeOpts
+	tests := []struct {
+		name   string
+		code   string
+		mutate mut
+		want   bool // whether code must be reported (false: must not be)
+	}{
+		{"one member", CodeWKAFewMembers, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members = ns[1].members[:1]
+			return ns
+		}, true},
+		{"range counts as members", CodeWKAFewMembers, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members = []string{"10.0.0.[1-3]:4100", "10.0.0.3:4300"}
+			return ns
+		}, false},
+		{"no members", CodeWKANoMembers, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].members = nil
+			return ns
+		}, true},
+		{"no members with multicast", CodeWKANoMembers, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].members, ns[2].scheme = nil, "multicast"
+			return ns
+		}, false},
+		{"member is no node", CodeWKAUnknownMember, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members[0] = "10.0.0.9:4100"
+			return ns
+		}, true},
+		{"member range covers a node", CodeWKAUnknownMember, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members[0] = "10.0.0.[1-2]:4100"
+			return ns
+		}, false},
+		{"member range misses", CodeWKAUnknownMember, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members[0] = "10.0.0.[5-9]:4100"
+			return ns
+		}, true},
+		{"domains differ", CodeDomainMismatch, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].domain = "wso2.as.domain"
+			return ns
+		}, true},
+		{"duplicate member", CodeDuplicateMember, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].host, ns[2].port = ns[1].host, ns[1].port
+			ns[2].offset = "1"
+			return ns
+		}, true},
+		{"same host, other port", CodeDuplicateMember, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].host = ns[1].host
+			ns[2].offset = "1"
+			return ns
+		}, false},
+		{"ports collide on one host", CodePortCollision, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].host = ns[1].host
+			return ns
+		}, true},
+		{"offset separates ports", CodePortCollision, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].host, ns[2].offset = ns[1].host, "1"
+			return ns
+		}, false},
+		{"disabled with members", CodeClusteringDisabled, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].enable = "false"
+			return ns
+		}, true},
+		{"disabled without members", CodeClusteringDisabled, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].enable, ns[2].members = "false", nil
+			return ns
+		}, false},
+		{"worker commits", CodeWorkerAutoCommit, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].autoCommit = "true"
+			return ns
+		}, true},
+		{"two committers", CodeMultipleCommitters, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].autoCommit = "true"
+			return ns
+		}, true},
+		{"one committer", CodeMultipleCommitters, nil, false},
+		{"no manager", CodeNoManager, func(ns []nodeOpts, lb *string) []nodeOpts {
+			*lb = ""
+			return ns[1:]
+		}, true},
+		{"single worker alone", CodeNoManager, func(ns []nodeOpts, lb *string) []nodeOpts {
+			*lb = ""
+			return ns[1:2]
+		}, false},
+		{"subDomain missing", CodeSubDomainMissing, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].sub = ""
+			return ns
+		}, true},
+		{"subDomain unknown", CodeSubDomainUnknown, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].sub = "wrker"
+			return ns
+		}, true},
+		{"subDomain mgt", CodeSubDomainUnknown, nil, false},
+		{"proxy port not listened", CodeProxyPortNotListened, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].proxyHTTPS = "8443"
+			return ns
+		}, true},
+		{"proxy port of the ELB", CodeProxyPortNotListened, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].proxyHTTP, ns[1].proxyHTTPS = "8290", "8243"
+			return ns
+		}, false},
+		{"lb domain matches no node", CodeLBNoNode, func(ns []nodeOpts, lb *string) []nodeOpts {
+			*lb = strings.Replace(*lb, "sub_domain worker", "sub_domain workers", 1)
+			return ns
+		}, true},
+		{"lb domain without sub_domain matches", CodeLBNoNode, func(ns []nodeOpts, lb *string) []nodeOpts {
+			*lb = strings.Replace(*lb, "sub_domain worker;", "", 1)
+			return ns
+		}, false},
+		{"mgt host not served", CodeMgtHostNotServed, func(ns []nodeOpts, lb *string) []nodeOpts {
+			*lb = strings.Replace(*lb, "hosts mgt.esb.wso2.com", "hosts mgmt.esb.wso2.com", 1)
+			return ns
+		}, true},
+		{"default keystore password", CodeDefaultPassword, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[0].keystorePass = DefaultKeystorePassword
+			return ns
+		}, true},
+		{"own keystore password", CodeDefaultPassword, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[0].keystorePass = "$secret{keystore}"
+			return ns
+		}, false},
+		{"plain svn password", CodePlaintextSecret, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[0].svnPassword = "hunter2"
+			return ns
+		}, true},
+		{"vaulted svn password", CodePlaintextSecret, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[0].svnPassword, ns[0].svnPassVaulty = "password", true
+			return ns
+		}, false},
+		{"host name unset", CodeHostNameUnset, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].hostName = ""
+			return ns
+		}, true},
+		{"host name unset, not clustered", CodeHostNameUnset, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].hostName, ns[1].enable, ns[1].members = "", "false", nil
+			return ns
+		}, false},
+		{"placeholder offset", CodeNotANumber, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].offset = "SC_PORT_OFFSET"
+			return ns
+		}, true},
+		{"placeholder proxy port", CodeNotANumber, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].proxyHTTP = "PROXY_PORT_HTTP"
+			return ns
+		}, true},
+		{"placeholder instances", CodeNotANumber, func(ns []nodeOpts, lb *string) []nodeOpts {
+			*lb = strings.Replace(*lb, "tenant_range *;", "tenant_range *; min_app_instances MIN;", 1)
+			return ns
+		}, true},
+		{"numbers", CodeNotANumber, nil, false},
+		{"unclosed block", CodeLBUnclosedBlock, func(ns []nodeOpts, lb *string) []nodeOpts {
+			*lb = strings.TrimSuffix(*lb, "}\n")
+			return ns
+		}, true},
+	}
+	// Every code is also checked against the clean cluster, where it must
+	// not be reported.
+	for _, c := range allCodes() {
+		tests = append(tests, struct {
+			name   string
+			code   string
+			mutate mut
+			want   bool
+		}{"clean cluster " + c, c, nil, false})
+	}
+	triggered := map[string]bool{}
+	for _, tt := range tests {
+		if tt.want {
+			triggered[tt.code] = true
+		}
+	}
+	for _, c := range allCodes() {
+		if !triggered[c] {
+			t.Errorf("no case triggers %s", c)
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := lintCase(t, tt.mutate)
+			got := false
+			for _, f := range fs {
+				if f.Code == tt.code {
+					got = true
+					if f.File == "" || f.Line == 0 || f.Col == 0 || f.Message == "" {
+						t.Errorf("finding without position or message: %+v", f)
+					}
+				}
+			}
+			if got != tt.want {
+				t.Errorf("code %s reported = %v, want %v; findings:\n%v", tt.code, got, tt.want, fs)
+			}
+		})
+	}
+}
+
+func TestLintCodesDocumented(t *testing.T) {
+	doc, err := readDoc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range allCodes() {
+		if !strings.Contains(doc, "`"+c+"`") {
+			t.Errorf("code %s is not documented in docs/carbonconf.md", c)
+		}
+	}
+}
+
+func TestLintTestdata(t *testing.T) {
+	// The real files lint without panicking, and their placeholders are
+	// reported.
+	var nodes []*Node
+	for _, p := range testFiles(t, "axis2") {
+		a, err := LoadAxis2(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, &Node{Axis2: a})
+	}
+	for _, p := range testFiles(t, "carbon") {
+		c, err := LoadCarbon(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, &Node{Carbon: c})
+	}
+	for _, p := range testFiles(t, "catalina") {
+		c, err := LoadCatalina(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, &Node{Catalina: c})
+	}
+	placeholders := map[string]bool{}
+	for _, p := range testFiles(t, "loadbalancer") {
+		lb, err := LoadLBConf(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range Lint(nodes, lb) {
+			if f.Code == CodeNotANumber {
+				placeholders[f.Message[:strings.IndexByte(f.Message, ' ')]] = true
+			}
+		}
+	}
+	for _, want := range []string{"Ports/Offset", "http", "https", "localMemberPort"} {
+		if !placeholders[want] {
+			t.Errorf("placeholder in %s not reported; got %v", want, placeholders)
+		}
+	}
+}
+
+func readDoc() (string, error) {
+	b, err := os.ReadFile("../docs/carbonconf.md")
+	return string(b), err
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const testdata = "../../carbonconf/testdata"
+
+// home builds a product home from the carbonconf test files.
+func home(t *testing.T, axis2, carbon, catalina string) string {
+	t.Helper()
+	h := t.TempDir()
+	for src, dst := range map[string]string{
+		"axis2/" + axis2:       "repository/conf/axis2/axis2.xml",
+		"carbon/" + carbon:     "repository/conf/carbon.xml",
+		"catalina/" + catalina: "repository/conf/tomcat/catalina-server.xml",
+	} {
+		b, err := os.ReadFile(filepath.Join(testdata, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(h, dst)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h
+}
+
+func esbHome(t *testing.T) string {
+	return home(t, "docker-apim-p1-gateway-manager-axis2.xml", "carbon-kernel-4.4.x-carbon.xml", "carbon-kernel-4.4.x-catalina-server.xml")
+}
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func snapshot(t *testing.T, h string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	filepath.WalkDir(h, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			m[p] = string(b)
+		}
+		return nil
+	})
+	return m
+}
+
+func TestSetupLintShowPorts(t *testing.T) {
+	mgr, w1, w2 := esbHome(t), esbHome(t), esbHome(t)
+	common := []string{"--domain", "wso2.esb.domain", "--hostname", "esb.wso2.com", "--offset", "0"}
+
+	// Without --write: the diff is printed, nothing is written.
+	before := snapshot(t, mgr)
+	args := append([]string{"setup", "--role", "manager", "--member-host", "10.0.0.1", "--member-port", "4100",
+		"--wka", "10.0.0.2:4200,10.0.0.3:4300", "--mgt-hostname", "mgt.esb.wso2.com"}, common...)
+	code, out, errs := runCmd(t, append(args, mgr)...)
+	if code != 0 || !strings.Contains(out, "+        <parameter name=\"localMemberPort\">4100</parameter>") {
+		t.Fatalf("setup: code %d, stderr %s, diff:\n%s", code, errs, out)
+	}
+	if after := snapshot(t, mgr); !equalMaps(before, after) {
+		t.Fatal("setup without --write changed files")
+	}
+	// With --write, then again: the second run has nothing to do.
+	if code, _, errs := runCmd(t, append(append(args, "--write"), mgr)...); code != 0 {
+		t.Fatalf("setup --write: %d %s", code, errs)
+	}
+	if code, out, _ := runCmd(t, append(args, mgr)...); code != 0 || out != "" {
+		t.Fatalf("second setup: code %d, diff:\n%s", code, out)
+	}
+	for _, w := range []struct{ home, host, port, wka string }{
+		{w1, "10.0.0.2", "4200", "10.0.0.1:4100,10.0.0.3:4300"},
+		{w2, "10.0.0.3", "4300", "10.0.0.1:4100,10.0.0.2:4200"},
+	} {
+		args := append([]string{"setup", "--role", "worker", "--member-host", w.host, "--member-port", w.port, "--wka", w.wka, "--write"}, common...)
+		if code, _, errs := runCmd(t, append(args, w.home)...); code != 0 {
+			t.Fatalf("worker setup: %d %s", code, errs)
+		}
+	}
+
+	lb := filepath.Join(t.TempDir(), "loadbalancer.conf")
+	os.WriteFile(lb, []byte(`services {
+    esb {
+        hosts esb.wso2.com;
+        domains { wso2.esb.domain { sub_domain worker; tenant_range *; } }
+    }
+    esbmgt {
+        domains { wso2.esb.domain { hosts mgt.esb.wso2.com; sub_domain mgt; tenant_range *; } }
+    }
+}
+`), 0o644)
+	// The nodes share one test machine's files but claim different hosts,
+	// so the configured cluster has only warnings (default passwords).
+	code, out, errs = runCmd(t, "lint", mgr, w1, w2, "--lb", lb)
+	if code != 0 || errs != "" {
+		t.Fatalf("lint: code %d, stderr %s\n%s", code, errs, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !strings.Contains(line, ": default-keystore-password: ") && !strings.Contains(line, ": plaintext-secret: ") {
+			t.Errorf("unexpected finding: %s", line)
+		}
+	}
+	// A balancer on other ports: proxyPort 80/443 is an error, exit 1.
+	code, out, _ = runCmd(t, "lint", "--listen", "8280,8243", "--lb", lb, mgr, w1, w2)
+	if code != 1 || !strings.Contains(out, ": proxy-port-not-listened: proxyPort 80 is not a port the balancer listens on (8280, 8243)") {
+		t.Errorf("lint --listen: code %d\n%s", code, out)
+	}
+
+	// show: each kind of file as JSON.
+	for _, f := range []string{
+		filepath.Join(mgr, "repository/conf/axis2/axis2.xml"),
+		filepath.Join(mgr, "repository/conf/carbon.xml"),
+		filepath.Join(mgr, "repository/conf/tomcat/catalina-server.xml"),
+		lb,
+		filepath.Join(testdata, "loadbalancer/stratos-manager-loadbalancer.conf"),
+	} {
+		code, out, errs := runCmd(t, "show", f)
+		var v map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["File"] != f {
+			t.Errorf("show %s: code %d, stderr %s, out %.200s", f, code, errs, out)
+		}
+	}
+
+	code, out, _ = runCmd(t, "ports", "--offset", "1")
+	if code != 0 || !regexp.MustCompile(`(?m)^9764 +servlet HTTP +true$`).MatchString(out) || !regexp.MustCompile(`(?m)^4000 +clustering \(localMemberPort\) +false$`).MatchString(out) {
+		t.Errorf("ports: %d\n%s", code, out)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	h := esbHome(t)
+	bad := filepath.Join(h, "repository/conf/carbon.xml")
+	os.WriteFile(bad, []byte("<Server>\n  <HostName>x</HostName\n</Server>\n"), 0o644)
+	before := snapshot(t, h)
+	code, _, errs := runCmd(t, "setup", "--role", "worker", "--domain", "d", "--member-host", "h", "--member-port", "4000",
+		"--wka", "a:1", "--hostname", "x", "--write", h)
+	if code != 2 || !strings.Contains(errs, bad+":3:1: expected \">\" to close </HostName>, found '<'") {
+		t.Errorf("malformed carbon.xml: code %d, stderr %q", code, errs)
+	}
+	if !equalMaps(before, snapshot(t, h)) {
+		t.Error("a failed setup wrote files")
+	}
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"lint"},
+		{"show"},
+		{"ports", "--offset", "-3"},
+		{"setup", "--role", "boss", h},
+		{"setup", "--role", "worker", esbHome(t)}, // required values missing
+	} {
+		if code, _, _ := runCmd(t, args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

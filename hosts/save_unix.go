@@ -1,0 +1,36 @@
+//go:build unix
+
+package hosts
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// isBusy reports whether err is EBUSY, which rename(2) returns for a
+// bind-mounted target.
+func isBusy(err error) bool { return errors.Is(err, syscall.EBUSY) }
+
+// lockFile takes an exclusive flock(2) lock on f and returns its release.
+func lockFile(f *os.File) (unlock func(), err error) {
+	fd := int(f.Fd())
+	for {
+		err = syscall.Flock(fd, syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return func() { syscall.Flock(fd, syscall.LOCK_UN) }, nil
+}
+
+// chown gives f the owner and group of old, when the process may.
+func chown(f *os.File, old fs.FileInfo) {
+	if st, ok := old.Sys().(*syscall.Stat_t); ok {
+		f.Chown(int(st.Uid), int(st.Gid))
+	}
+}

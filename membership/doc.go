@@ -1,0 +1,71 @@
+// Package membership joins Go programs into a cluster through well-known
+// addresses (WKA), the way WSO2 Carbon nodes do with the clustering section
+// of axis2.xml, on top of hashicorp/memberlist's SWIM engine (failure
+// detection, gossip, encryption, cluster labels).
+//
+// Each node names its domain (the cluster), its sub-domain (its role, such as
+// worker or mgt), the address and port it takes cluster messages on, a few
+// properties (its HTTP and HTTPS ports, its backend and console URLs), and
+// one or more well-known members — addresses, host names, or a range of the
+// last octet such as 10.0.0.[1-10]:4000:
+//
+//	cfg := membership.DefaultConfig("wso2.esb.domain")
+//	cfg.SubDomain = membership.SubDomainWorker
+//	cfg.AdvertiseAddr = "10.0.0.5"                 // localMemberHost
+//	cfg.Port = 4200                                // localMemberPort
+//	cfg.WKA = []string{"10.0.0.4:4100", "10.0.0.6:4200"}
+//	cfg.Properties = map[string]string{membership.PropHTTPPort: "9763", membership.PropHTTPSPort: "9443"}
+//	node, err := membership.Join(ctx, cfg)
+//	if err != nil { … }
+//	defer node.Close()
+//	go node.Watch(ctx, func(e membership.Event) { … }) // e.Member.Pool() is "wso2.esb.domain/worker"
+//
+// # What this package adds to memberlist
+//
+// A node starts even when no well-known member is up, since one of them may
+// be the first node. A rejoin loop then keeps trying every well-known
+// address that is not an alive member, each with its own exponential backoff
+// (Config.RejoinInterval, doubling with jitter up to RejoinMaxInterval), so
+// the cluster re-forms after restarts and partitions without anyone acting.
+// memberlist alone never rejoins nodes that a partition made declare each
+// other dead. A taken port moves to the next (Config.PortRetries), as Carbon
+// does. A node of another domain is refused twice over: the domain is
+// memberlist's cluster label, and the domain each member advertises is
+// checked. After a join the node exchanges full state with a well-known
+// member a few more times (Timing.SyncAfterJoin), which bounds the time for a
+// crowd of nodes joining at once to converge; LANTiming also shortens
+// memberlist's suspicion so that a failed node is gone from every list in
+// under 8 s at 50 members. docs/membership.md has the measurements.
+//
+// # Events
+//
+// Node.Watch delivers Joined, Updated, Left and Failed events in order, first
+// a Joined event for every current member. memberlist calls back with its
+// locks held, so events are queued per subscriber and the cluster never
+// waits for one. A subscriber that falls Config.EventBuffer events behind
+// gets a single Resync event in place of its queue and should read
+// Node.Members to reconcile. A member that calls Leave is seen as Left; one
+// that stops answering, as Failed.
+//
+// # Members as backends
+//
+// A load balancer names its pools "domain/subDomain" (Member.Pool) and reads
+// the conventional properties PropHTTPPort, PropHTTPSPort,
+// PropBackendServerURL and PropMgtConsoleURL. The properties, domain and
+// sub-domain share memberlist's 512-byte metadata limit (MaxMetaSize).
+//
+// # Tests
+//
+// Package membertest is an in-memory network: a test runs a 50-node cluster
+// in one process without sockets, cuts and heals partitions, loses and
+// delays packets, and, inside a testing/synctest bubble, does so in virtual
+// time. Set Config.Transport to its Network.Bind.
+//
+// # Concurrency and ownership
+//
+// A Node's methods are safe for concurrent use. Join starts the node's
+// goroutines and Close (or Leave) stops them all before it returns, apart
+// from memberlist's probe timers, which end within Timing.ProbeInterval. The
+// package keeps no global state and never writes to stdout; it logs through
+// Config.Logger.
+package membership

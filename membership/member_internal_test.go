@@ -1,0 +1,122 @@
+package membership
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMetaRoundTrip(t *testing.T) {
+	for _, m := range []meta{
+		{Domain: "wso2.esb.domain", SubDomain: "worker", Properties: map[string]string{}},
+		{Domain: "wso2.esb.domain", SubDomain: "mgt", Leaving: true, Properties: map[string]string{
+			PropBackendServerURL: "https://10.0.0.5:9443/services/",
+			PropMgtConsoleURL:    "https://10.0.0.5:9443/",
+			PropHTTPPort:         "9763",
+			"ünïcode":            strings.Repeat("é", 100),
+		}},
+	} {
+		b, err := m.encode()
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		got, err := decodeMeta(b)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if diff := cmp.Diff(m, got); diff != "" {
+			t.Errorf("round trip mismatch (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestMetaLimit(t *testing.T) {
+	// 1 version + 1 flags + 2 domain + 1 sub-domain + 1 count + 2 key = 8
+	// bytes of framing around the value, whose length takes 2 bytes.
+	fits := meta{Domain: "d", Properties: map[string]string{"k": strings.Repeat("v", MaxMetaSize-10)}}
+	if b, err := fits.encode(); err != nil || len(b) != MaxMetaSize {
+		t.Errorf("encode at the limit = %d bytes, %v; want %d", len(b), err, MaxMetaSize)
+	}
+	over := meta{Domain: "d", Properties: map[string]string{"k": strings.Repeat("v", MaxMetaSize-9)}}
+	if _, err := over.encode(); !errors.Is(err, ErrMetaTooLarge) {
+		t.Errorf("encode one byte over = %v, want ErrMetaTooLarge", err)
+	}
+}
+
+// FuzzDecodeMeta checks that metadata from the network never panics the
+// decoder and that what decodes encodes back to the same bytes.
+func FuzzDecodeMeta(f *testing.F) {
+	for _, m := range []meta{
+		{Domain: "wso2.esb.domain", SubDomain: "worker", Properties: map[string]string{PropHTTPPort: "9763", PropHTTPSPort: "9443"}},
+		{Domain: "wso2.is.domain", Leaving: true},
+	} {
+		b, _ := m.encode()
+		f.Add(b)
+	}
+	f.Add([]byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMeta(b)
+		if err != nil {
+			return
+		}
+		again, err := m.encode()
+		if err != nil {
+			if len(b) > MaxMetaSize {
+				return
+			}
+			t.Fatalf("decoded %+v does not encode: %v", m, err)
+		}
+		if !bytes.Equal(again, b) {
+			// Maps lose duplicate keys and order: decode again and compare.
+			m2, err := decodeMeta(again)
+			if err != nil || !cmp.Equal(m, m2) {
+				t.Fatalf("re-encoding %x gave %x", b, again)
+			}
+		}
+	})
+}
+
+func TestLogBridge(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	b := logBridge{l}
+	for _, line := range []string{
+		"[DEBUG] memberlist: Stream connection from=127.0.0.1:4000\n",
+		"[INFO] memberlist: Marking n1 as failed\n",
+		"[WARN] memberlist: Refuting a dead message\n",
+		"[ERR] memberlist: Conflicting address\n",
+		"no level\n",
+	} {
+		b.Write([]byte(line))
+	}
+	want := `level=DEBUG msg="Stream connection from=127.0.0.1:4000" component=memberlist
+level=INFO msg="Marking n1 as failed" component=memberlist
+level=WARN msg="Refuting a dead message" component=memberlist
+level=ERROR msg="Conflicting address" component=memberlist
+level=INFO msg="no level" component=memberlist
+`
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("bridged log mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestStrings(t *testing.T) {
+	got := []string{StateAlive.String(), StateLeft.String(), StateFailed.String(), State(9).String(),
+		Joined.String(), Updated.String(), Left.String(), Failed.String(), Resync.String(), EventType(0).String()}
+	want := []string{"alive", "left", "failed", "State(9)", "joined", "updated", "left", "failed", "resync", "EventType(0)"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("String() mismatch (-want +got):\n%s", diff)
+	}
+}
