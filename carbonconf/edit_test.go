@@ -448,3 +448,30 @@ func TestEffectivePorts(t *testing.T) {
 		}
 	}
 }
+
+// Seed 002: an older product's servlet transports proxied by the ELB's
+// 8290/8243, the commented proxyPort parameters uncommented in place.
+func TestSeed002ReceiverProxyPorts(t *testing.T) {
+	a, err := LoadAxis2(filepath.Join("testdata", "axis2", "carbon-kernel-4.4.x-axis2.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := a.Bytes()
+	if err := a.SetReceiverParameter("http", "proxyPort", "8290"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetReceiverParameter("https", "proxyPort", "8243"); err != nil {
+		t.Fatal(err)
+	}
+	got := unifiedDiff("axis2.xml", before, a.Bytes())
+	want := "--- a/axis2.xml\n+++ b/axis2.xml\n" +
+		"@@ -246,7 +246,7 @@\n        Uncomment the following to enable any proxy like Apache2 mod_proxy or any load balancer. The port on the proxy server like Apache is 80\r\n        in this case.\r\n         -->\r\n-        <!--<parameter name=\"proxyPort\">80</parameter>-->\r\n+        <parameter name=\"proxyPort\">8290</parameter>\r\n     </transportReceiver>\r\n \r\n     <!--Please uncomment this in Multiple Instance Scenario if you want to use NIO Transport Recievers and \r\n" +
+		"@@ -289,7 +289,7 @@\n        Uncomment the following to enable any proxy like Apache2 mod_proxy or any load balancer. The port on a proxy server like Apache is 443\r\n        in this case.\r\n         -->\r\n-        <!--<parameter name=\"proxyPort\">443</parameter>-->\r\n+        <parameter name=\"proxyPort\">8243</parameter>\r\n     </transportReceiver>\r\n \r\n     <!--\r\n"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	id, err := (&Node{Axis2: a}).Identity()
+	if err != nil || id.HTTPProxyPort != 8290 || id.HTTPSProxyPort != 8243 {
+		t.Errorf("proxy ports = %d, %d (%v)", id.HTTPProxyPort, id.HTTPSProxyPort, err)
+	}
+}

@@ -30,6 +30,10 @@ type cacheEntry struct {
 	addrs   []netip.Addr // shared with callers, who must not modify it
 	err     *LookupError // a cached NXDOMAIN or NODATA (RFC 2308)
 	expires int64        // clock reading, see Resolver.ticks
+
+	// hostsGen is the generation of the hosts file that was checked, and
+	// did not hold the name, before the query.
+	hostsGen uint64
 }
 
 func newCache() *cache { return &cache{} }

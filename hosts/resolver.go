@@ -103,6 +103,7 @@ type Resolver struct {
 	hosts      atomic.Pointer[hostsSnapshot]
 	nextCheck  atomic.Int64 // ticks of the next hosts file check
 	hostsLoads atomic.Int64 // hosts file parses, for tests
+	hostsGen   uint64       // the gen of the last snapshot; only loadHosts uses it
 
 	servers  []string
 	search   []string
@@ -142,6 +143,7 @@ type Resolver struct {
 type hostsSnapshot struct {
 	names map[string][]netip.Addr
 	info  os.FileInfo
+	gen   uint64 // increases with every parse
 }
 
 // NewResolver returns a Resolver for cfg. It reads cfg.ResolvConf and
@@ -334,41 +336,71 @@ func (r *Resolver) LookupAddr(ctx context.Context, host string) ([]netip.Addr, e
 		}
 	}
 	now := r.ticks()
+	var snap *hostsSnapshot
 	if r.hostsPath != "" {
-		if a := r.hostsLookup(key, now); a != nil {
-			return a, nil
+		snap = r.hostsSnapshot(now)
+	}
+	e := r.cache.get(lower, now)
+	// A cache entry made while the current hosts file was in use saves
+	// looking the name up there: it was not in it.
+	if e == nil || snap != nil && e.hostsGen != snap.gen {
+		if snap != nil {
+			if a := snap.names[key]; a != nil {
+				return a, nil
+			}
 		}
 	}
-	if e := r.cache.get(lower, now); e != nil {
+	if e != nil {
 		if e.err != nil {
 			return nil, e.err
 		}
 		return e.addrs, nil
 	}
-	return r.resolve(ctx, host, lower)
+	var gen uint64
+	if snap != nil {
+		gen = snap.gen
+	}
+	return r.resolve(ctx, host, lower, gen)
 }
+
+// Classes of bytes in a host name, for scanHost.
+const (
+	classUpper   = 1 << iota // 'A' to 'Z'
+	classColon               // ':', only in IPv6 literals
+	classNotIPv4             // neither a digit nor a dot
+)
+
+// hostByteClass maps each byte to its classes. It is a constant table,
+// never written after its initialisation.
+var hostByteClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case 'A' <= c && c <= 'Z':
+			t[c] = classUpper | classNotIPv4
+		case c == ':':
+			t[c] = classColon | classNotIPv4
+		case c == '.' || '0' <= c && c <= '9':
+		default:
+			t[c] = classNotIPv4
+		}
+	}
+	return t
+}()
 
 // scanHost reports in one pass whether s has upper-case ASCII letters, and
 // whether it may be an IP literal: it holds a colon, or only digits and
 // dots. It spares names the cost of a failed parse.
 func scanHost(s string) (upper, maybeIP bool) {
-	digits, colon := s != "", false
+	var acc uint8
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'A' <= c && c <= 'Z':
-			upper, digits = true, false
-		case c == ':':
-			colon = true
-		case c != '.' && (c < '0' || c > '9'):
-			digits = false
-		}
+		acc |= hostByteClass[s[i]]
 	}
-	return upper, colon || digits
+	return acc&classUpper != 0, acc&classColon != 0 || acc&classNotIPv4 == 0 && s != ""
 }
 
-// hostsLookup returns key's addresses in the hosts file, re-reading it first
-// when the check interval has passed.
-func (r *Resolver) hostsLookup(key string, n int64) []netip.Addr {
+// hostsSnapshot returns the current parse of the hosts file, re-reading
+// the file first when the check interval has passed.
+func (r *Resolver) hostsSnapshot(n int64) *hostsSnapshot {
 	if next := r.nextCheck.Load(); n >= next && r.nextCheck.CompareAndSwap(next, n+int64(r.checkEvery)) {
 		if err := r.loadHosts(); err != nil {
 			// Keep answering from the last good copy; the operator must
@@ -376,10 +408,7 @@ func (r *Resolver) hostsLookup(key string, n int64) []netip.Addr {
 			r.log.Warn("hosts: cannot reload hosts file, keeping the previous one", "path", r.hostsPath, "err", err)
 		}
 	}
-	if s := r.hosts.Load(); s != nil {
-		return s.names[key]
-	}
-	return nil
+	return r.hosts.Load()
 }
 
 // loadHosts parses the hosts file if it changed since the last parse.
@@ -404,14 +433,15 @@ func (r *Resolver) loadHosts() error {
 	for k, v := range names {
 		names[k] = v[:len(v):len(v)]
 	}
-	r.hosts.Store(&hostsSnapshot{names: names, info: info})
+	r.hostsGen++ // loads are serialised by nextCheck, or happen in NewResolver
+	r.hosts.Store(&hostsSnapshot{names: names, info: info, gen: r.hostsGen})
 	r.log.Debug("hosts: hosts file loaded", "path", r.hostsPath, "names", len(names))
 	return nil
 }
 
 // resolve asks DNS, sharing the query with concurrent lookups of the same
-// name.
-func (r *Resolver) resolve(ctx context.Context, host, lower string) ([]netip.Addr, error) {
+// name. hostsGen is the generation of the hosts file that did not hold it.
+func (r *Resolver) resolve(ctx context.Context, host, lower string, hostsGen uint64) ([]netip.Addr, error) {
 	if len(r.servers) == 0 {
 		return nil, &LookupError{Name: host, Err: ErrNotFound}
 	}
@@ -421,7 +451,7 @@ func (r *Resolver) resolve(ctx context.Context, host, lower string) ([]netip.Add
 	if err := ctx.Err(); err != nil {
 		return nil, &LookupError{Name: host, Err: err}
 	}
-	ch := r.flights.DoChan(lower, func() (any, error) { return r.query(host, lower) })
+	ch := r.flights.DoChan(lower, func() (any, error) { return r.query(host, lower, hostsGen) })
 	if r.joined != nil {
 		r.joined()
 	}
@@ -438,7 +468,7 @@ func (r *Resolver) resolve(ctx context.Context, host, lower string) ([]netip.Add
 
 // query runs one DNS resolution of lower: each candidate name of the search
 // list in turn, A and AAAA in parallel, and caches the outcome.
-func (r *Resolver) query(host, lower string) ([]netip.Addr, error) {
+func (r *Resolver) query(host, lower string, hostsGen uint64) ([]netip.Addr, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -471,7 +501,7 @@ func (r *Resolver) query(host, lower string) ([]netip.Addr, error) {
 			addrs := ans.addrs[:len(ans.addrs):len(ans.addrs)]
 			if ttl := min(ans.ttl, r.maxTTL); ttl > 0 {
 				now := r.ticks()
-				r.cache.put(lower, &cacheEntry{addrs: addrs, expires: now + int64(ttl)}, now)
+				r.cache.put(lower, &cacheEntry{addrs: addrs, expires: now + int64(ttl), hostsGen: hostsGen}, now)
 			}
 			return addrs, nil
 		}
@@ -484,7 +514,7 @@ func (r *Resolver) query(host, lower string) ([]netip.Addr, error) {
 	le := &LookupError{Name: host, Err: ErrNotFound}
 	if ttl := min(negTTL, r.maxNeg); negCacheable && ttl > 0 {
 		now := r.ticks()
-		r.cache.put(lower, &cacheEntry{err: le, expires: now + int64(ttl)}, now)
+		r.cache.put(lower, &cacheEntry{err: le, expires: now + int64(ttl), hostsGen: hostsGen}, now)
 	}
 	return nil, le
 }

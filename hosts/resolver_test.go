@@ -600,3 +600,63 @@ func TestLookupError(t *testing.T) {
 		t.Error("a deadline is a timeout")
 	}
 }
+
+func TestScanHost(t *testing.T) {
+	tests := []struct {
+		in             string
+		upper, maybeIP bool
+	}{
+		{"", false, false},
+		{"app.example.", false, false},
+		{"App.Example", true, false},
+		{"10.0.0.1", false, true},
+		{"123", false, true},
+		{"::1", false, true},
+		{"FE80::1%eth0", true, true},
+		{"1.2.3.4.nip.io", false, false},
+		{"ZZ", true, false},
+		{"host-1_x", false, false},
+	}
+	for _, tc := range tests {
+		if upper, maybeIP := scanHost(tc.in); upper != tc.upper || maybeIP != tc.maybeIP {
+			t.Errorf("scanHost(%q) = %v, %v; want %v, %v", tc.in, upper, maybeIP, tc.upper, tc.maybeIP)
+		}
+	}
+}
+
+// TestResolverHostsFileWinsOverCache adds to the hosts file a name whose DNS
+// answer is cached: the hosts file answers as soon as it is re-read.
+func TestResolverHostsFileWinsOverCache(t *testing.T) {
+	var qc queryCounter
+	z := newZone(3600)
+	z.set("app.example", "10.9.9.9")
+	srv := startDNS(t, &qc, z.handler)
+	path := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(path, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	r := newTestResolver(t, clock, ResolverConfig{HostsFile: path, Servers: []string{srv}})
+	if got := lookup(t, r, "app.example"); got != "10.9.9.9" {
+		t.Fatalf("lookup = %q", got)
+	}
+	if err := os.WriteFile(path, []byte("127.0.0.1 localhost\n10.0.0.1 app.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	for range 2 {
+		if got := lookup(t, r, "app.example"); got != "10.0.0.1" {
+			t.Errorf("lookup after the hosts file gained the name = %q, want 10.0.0.1", got)
+		}
+	}
+	if err := os.WriteFile(path, []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	if got := lookup(t, r, "app.example"); got != "10.9.9.9" {
+		t.Errorf("lookup after the hosts file lost the name = %q, want the cached 10.9.9.9", got)
+	}
+	if n := qc.get("udp A"); n != 1 {
+		t.Errorf("A queries = %d, want 1", n)
+	}
+}
