@@ -163,6 +163,19 @@ func BenchmarkSessionTable(b *testing.B) {
 			i++
 		}
 	})
+	// The ruler: one dependent load at a random place of an array as large
+	// as the table's slots, the memory latency a lookup cannot beat.
+	b.Run("MemoryLatency", func(b *testing.B) {
+		mem := make([]uint64, 2*(n+n/4)*2) // 16 bytes a slot, 2 slots a session
+		for i := range mem {
+			mem[i] = uint64(i)
+		}
+		x := uint64(1)
+		for b.Loop() {
+			x = x*6364136223846793005 + 1442695040888963407
+			x ^= mem[(x>>17)%uint64(len(mem))] & 1
+		}
+	})
 	b.Run("LookupParallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {

@@ -160,9 +160,11 @@ type Timeouts struct {
 	// Dial bounds connecting to a backend, including a TLS handshake
 	// (nginx proxy_connect_timeout). Zero means 10 seconds.
 	Dial time.Duration
-	// Read bounds the wait for the response header and, between two reads,
-	// for the response body (nginx proxy_read_timeout). A response header
-	// that does not arrive in time gives 504. Zero means 5 minutes.
+	// Read bounds the wait for the response header once the request is
+	// sent (nginx proxy_read_timeout); a header that does not arrive in
+	// time gives 504. Unlike nginx, a response body in progress is not
+	// timed out between two reads, so long polls and streams last. Zero
+	// means 5 minutes.
 	Read time.Duration
 	// Write bounds each write of the request to the backend (nginx
 	// proxy_send_timeout). Zero means 5 minutes.
@@ -313,9 +315,11 @@ type Config struct {
 	// cookies survive neither a restart nor another instance; when given
 	// it must be at least 16 bytes.
 	StickyKey []byte
-	// MaxSessions bounds the built-in session table (StickyLearn); the
-	// least recently used session is evicted beyond it. Zero means
-	// 1,048,576. Ignored when Sessions is set.
+	// MaxSessions bounds the built-in session table (StickyLearn), as
+	// 64 shards of MaxSessions/64 each; a new session in a full shard
+	// evicts a nearby session closest to expiry (for equal TTLs, about the
+	// least recently used). Zero means 1,048,576. Ignored when Sessions is
+	// set.
 	MaxSessions int
 	// Sessions stores learned sessions. Nil means a built-in in-memory
 	// table. It is fixed at New: Update ignores it.
@@ -415,6 +419,7 @@ type ConfigError struct {
 	Err     error  // what is wrong
 }
 
+// Error implements error.
 func (e *ConfigError) Error() string {
 	if e.Service == "" {
 		return "balancer: config " + e.Field + ": " + e.Err.Error()
@@ -428,7 +433,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // Is reports whether target is ErrConfig.
 func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
 
-// TenantRange is a parsed loadbalancer.conf tenant_range.
+// tenantRange is a parsed loadbalancer.conf tenant_range.
 type tenantRange struct {
 	all      bool
 	min, max int

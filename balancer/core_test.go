@@ -403,3 +403,93 @@ func TestSessionTableModel(t *testing.T) {
 		t.Errorf("Len %d, model %d", tb.Len(), len(model))
 	}
 }
+
+func TestHealthHandler(t *testing.T) {
+	lb := mustNew(t, testConfig(StickyOff))
+	check := func(want int) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		lb.HealthHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+		if rec.Code != want {
+			t.Errorf("healthz: %d %q, want %d", rec.Code, rec.Body, want)
+		}
+	}
+	check(503) // no backends
+	lb.SetBackends("p", []Backend{{ID: "a", URL: "http://10.0.0.1"}})
+	check(200)
+	lb.Close()
+	check(503)
+}
+
+// TestSessionTableConcurrent: lock-free lookups of stable sessions never
+// miss while writers insert, remove and grow the same shards.
+func TestSessionTableConcurrent(t *testing.T) {
+	tb := newSessionTable(1 << 20)
+	for i := range 256 {
+		tb.Pin("p", "stable"+strconv.Itoa(i), "b"+strconv.Itoa(i%4), time.Hour)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20000 {
+			id := "churn" + strconv.Itoa(i%3000)
+			if i%3 == 2 {
+				tb.Forget("p", id)
+			} else {
+				tb.Pin("p", id, "x", time.Hour)
+			}
+		}
+	}()
+	for round := 0; ; round++ {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if round == 1000 {
+			<-done
+			return
+		}
+		for i := range 256 {
+			id, ok := tb.Lookup("p", "stable"+strconv.Itoa(i), time.Hour)
+			if !ok || id != "b"+strconv.Itoa(i%4) {
+				t.Fatalf("round %d: stable session %d: %q %v", round, i, id, ok)
+			}
+		}
+	}
+}
+
+func TestCookieAttributes(t *testing.T) {
+	for _, tc := range []struct {
+		c    Cookie
+		want string
+	}{
+		{Cookie{Name: "CARBONLB", Path: "/"}, "CARBONLB=; Path=/; HttpOnly"},
+		{Cookie{Name: "lb", Path: "/carbon", Domain: "example.com", MaxAge: 90 * time.Minute, NoHTTPOnly: true, SameSite: http.SameSiteStrictMode},
+			"lb=; Path=/carbon; Domain=example.com; Max-Age=5400; SameSite=Strict"},
+		{Cookie{Name: "lb", Path: "/", SameSite: http.SameSiteNoneMode}, "lb=; Path=/; HttpOnly; SameSite=None"},
+	} {
+		kv, attrs := cookieParts(tc.c)
+		if got := kv + attrs; got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}
+
+func TestForwardedIPv6(t *testing.T) {
+	cfg := testConfig(StickyOff)
+	cfg.Forwarded = true
+	lb := mustNew(t, cfg)
+	r := httptest.NewRequest("GET", "http://[2001:db8::1]:8443/", nil)
+	r.RemoteAddr = "[2001:db8::7]:50000"
+	peerStr, peer := splitPeer(r.RemoteAddr)
+	lb.prepareHeaders(r, lb.state.Load(), peerStr, peer)
+	for k, want := range map[string]string{
+		"X-Forwarded-For": "2001:db8::7",
+		"Forwarded":       `for="[2001:db8::7]";host="[2001:db8::1]:8443";proto=http`,
+	} {
+		if got := r.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}

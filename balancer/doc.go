@@ -35,8 +35,9 @@
 //
 // [StickyLearn] learns the session id from the backend's Set-Cookie and
 // routes requests carrying it (cookie or ";jsessionid=" path parameter) to
-// that backend, in a sharded table with a sliding TTL and LRU eviction
-// behind the [SessionStore] interface. [StickyInsert] sets the balancer's
+// that backend. Sessions live in a sharded table with a sliding TTL and a
+// bounded size (the session closest to expiry is evicted first), behind the
+// [SessionStore] interface. [StickyInsert] sets the balancer's
 // own HMAC-signed cookie naming the backend; balancer instances sharing
 // Config.StickyKey agree on it. A session whose backend is down, removed
 // or unknown is re-pinned to a live backend and the new pin is learned.

@@ -1,6 +1,7 @@
 package balancer_test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -142,4 +143,25 @@ func ExampleParseStickyMode() {
 	// insert <nil>
 	// off <nil>
 	// off balancer: sticky mode "sticky": want off, learn or insert
+}
+
+// Certificates by SNI, as nginx's ssl_certificate per server block: the
+// worker host and the management host each get their own.
+func ExampleCertStore() {
+	var store balancer.CertStore
+	for _, host := range []string{"esb.example.com", "mgt.esb.example.com"} {
+		c, err := balancer.SelfSigned(host) // or store.AddFiles("wrk.crt", "wrk.key")
+		if err != nil {
+			panic(err)
+		}
+		store.AddCertificate(c)
+	}
+	for _, sni := range []string{"mgt.esb.example.com", "esb.example.com", ""} {
+		c, _ := store.GetCertificate(&tls.ClientHelloInfo{ServerName: sni})
+		fmt.Printf("%q → %s\n", sni, c.Leaf.Subject.CommonName)
+	}
+	// Output:
+	// "mgt.esb.example.com" → mgt.esb.example.com
+	// "esb.example.com" → esb.example.com
+	// "" → esb.example.com
 }

@@ -285,3 +285,33 @@ func TestRepinOnBackendDeath(t *testing.T) {
 		t.Errorf("after removal: %s", be)
 	}
 }
+
+// TestOneTrialRequest: after the cool-off exactly one request may try the
+// backend until its outcome is known.
+func TestOneTrialRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig(StickyOff)
+		cfg.Transport = newFakeNodes("b1")
+		lb, _ := New(cfg)
+		defer lb.Close()
+		lb.SetBackends("p", []Backend{{ID: "b1", URL: "http://b1"}})
+		st := lb.state.Load()
+		s, be := st.services[0], st.pools["p"].backends[0]
+		now := time.Now()
+		lb.result(s, be, errString("connection refused"), now)
+		if be.usable(now.UnixNano()) {
+			t.Fatal("usable during the cool-off")
+		}
+		later := now.Add(s.Health.FailTimeout).UnixNano()
+		if !be.usable(later) || !be.claim(later) {
+			t.Fatal("no trial after the cool-off")
+		}
+		if be.usable(later) || be.claim(later) {
+			t.Fatal("a second trial while the first is in flight")
+		}
+		lb.result(s, be, nil, time.Unix(0, later))
+		if !be.usable(later) || backendState(lb, "b1") != "up" {
+			t.Fatal("not up after a good trial")
+		}
+	})
+}

@@ -325,3 +325,35 @@ func TestMaxBodyBytes(t *testing.T) {
 		t.Errorf("small body: %d, want 200", code)
 	}
 }
+
+// TestStreamingFlush: a response without a length reaches the client as
+// the backend writes it, not when it ends.
+func TestStreamingFlush(t *testing.T) {
+	next := make(chan struct{})
+	back := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-next
+		io.WriteString(w, "data: two\n\n")
+	}))
+	defer back.Close()
+	lb := mustNew(t, testConfig(StickyOff))
+	lb.SetBackends("p", []Backend{{ID: "sse", URL: back.URL}})
+	front, c := newFront(t, lb)
+	resp, err := c.Get(front.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first event: %q %v", line, err)
+	}
+	close(next) // the backend finishes only after the first event arrived
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "\ndata: two\n\n" {
+		t.Errorf("rest %q", rest)
+	}
+}

@@ -38,7 +38,7 @@ const sessionShards = 64
 type sessionTable struct {
 	seed   maphash.Seed
 	base   int64 // origin of slot.expires, unix ns
-	perCap int       // entries per shard
+	perCap int   // entries per shard
 	shards [sessionShards]sessionShard
 
 	mu       sync.Mutex                           // serializes additions to the intern tables
@@ -50,17 +50,32 @@ type sessionTable struct {
 type internKey struct{ pool, id string }
 
 type sessionShard struct {
-	mu    sync.Mutex    // protects the fields below
-	slots []sessionSlot // len is a power of two; key 0 marks an empty slot
-	n     int
-	hand  uint64   // next slot the expiry sweep looks at
-	_     [24]byte // keep shards on separate cache lines
+	mu   sync.Mutex                // serializes writers; protects n and hand
+	seq  atomic.Uint64             // odd while a writer changes the slots (a seqlock for readers)
+	arr  atomic.Pointer[slotArray] // replaced when the shard grows
+	n    int
+	hand uint64   // next slot the expiry sweep looks at
+	_    [16]byte // keep shards on separate cache lines
 }
 
+// slotArray is an open-addressing table; len(s) is a power of two.
+type slotArray struct {
+	mask uint64
+	s    []sessionSlot
+}
+
+// sessionSlot is 16 bytes: a key (0 marks an empty slot) and a value
+// packing the interned backend (high half) and the expiry in seconds since
+// the table's base (low half). Readers load both without the lock.
 type sessionSlot struct {
-	key     uint64
-	backend uint32 // interned (pool, backend ID)
-	expires uint32 // seconds since table base
+	key atomic.Uint64
+	val atomic.Uint64
+}
+
+func packVal(backend, expires uint32) uint64 { return uint64(backend)<<32 | uint64(expires) }
+
+func newSlotArray(n int) *slotArray {
+	return &slotArray{mask: uint64(n - 1), s: make([]sessionSlot, n)}
 }
 
 func newSessionTable(max int) *sessionTable {
@@ -76,7 +91,7 @@ func newSessionTable(max int) *sessionTable {
 	p := make([]atomic.Int64, 1)
 	t.pinned.Store(&p)
 	for i := range t.shards {
-		t.shards[i].slots = make([]sessionSlot, 16)
+		t.shards[i].arr.Store(newSlotArray(16))
 	}
 	return t
 }
@@ -185,28 +200,80 @@ func (t *sessionTable) Lookup(pool, id string, ttl time.Duration) (string, bool)
 	return t.lookupAt(pool, id, ttl, time.Now().UnixNano())
 }
 
+// lookupAt reads without the shard lock: it retries if a writer changed
+// the shard meanwhile, and takes the lock only to extend the expiry (when
+// it moves by more than 1/64 of the TTL) or to remove an expired session.
 func (t *sessionTable) lookupAt(pool, id string, ttl time.Duration, unixNano int64) (string, bool) {
 	k := t.key(pool, id)
 	now := t.sec(unixNano)
 	s := t.shard(k)
-	s.mu.Lock()
-	i, ok := s.find(k)
+	for try := 0; ; try++ {
+		if try == 8 {
+			// Writers keep interfering: wait for them.
+			s.mu.Lock()
+			v, ok := s.find(k)
+			s.mu.Unlock()
+			return t.found(s, k, v, ok, now, ttl)
+		}
+		seq := s.seq.Load()
+		if seq&1 != 0 {
+			continue
+		}
+		a := s.arr.Load()
+		var v uint64
+		ok := false
+		for i := k & a.mask; ; i = (i + 1) & a.mask {
+			key := a.s[i].key.Load()
+			if key == k {
+				v, ok = a.s[i].val.Load(), true
+				break
+			}
+			if key == 0 {
+				break
+			}
+		}
+		if s.seq.Load() == seq {
+			return t.found(s, k, v, ok, now, ttl)
+		}
+	}
+}
+
+func (t *sessionTable) found(s *sessionShard, k, v uint64, ok bool, now uint32, ttl time.Duration) (string, bool) {
 	if !ok {
+		return "", false
+	}
+	b, exp := uint32(v>>32), uint32(v)
+	if now > exp {
+		s.mu.Lock()
+		s.writing()
+		if i, ok := s.findSlot(k); ok && uint32(s.arr.Load().s[i].val.Load()) < now {
+			s.remove(i)
+			s.done()
+			s.mu.Unlock()
+			t.count(b, -1)
+			return "", false
+		}
+		s.done()
 		s.mu.Unlock()
 		return "", false
 	}
-	e := &s.slots[i]
-	b := e.backend
-	if now > e.expires {
-		s.remove(i)
+	// Extend the expiry only when it moves by more than 1/64 of the TTL
+	// (28 s of 30 minutes): a busy session costs no write per request.
+	ts := ttlSeconds(ttl)
+	if want := now + ts; want > exp+max(1, ts/64) || want < exp {
+		s.mu.Lock()
+		if i, ok := s.findSlot(k); ok {
+			a := s.arr.Load()
+			a.s[i].val.Store(packVal(uint32(a.s[i].val.Load()>>32), want))
+		}
 		s.mu.Unlock()
-		t.count(b, -1)
-		return "", false
 	}
-	e.expires = now + ttlSeconds(ttl)
-	s.mu.Unlock()
 	return (*t.names.Load())[b].id, true
 }
+
+// writing and done bracket a writer's changes for lock-free readers.
+func (s *sessionShard) writing() { s.seq.Add(1) }
+func (s *sessionShard) done()    { s.seq.Add(1) }
 
 // Pin implements SessionStore.
 func (t *sessionTable) Pin(pool, id, backendID string, ttl time.Duration) {
@@ -219,13 +286,13 @@ func (t *sessionTable) pinAt(pool, id, backendID string, ttl time.Duration, unix
 	now := t.sec(unixNano)
 	exp := now + ttlSeconds(ttl)
 	s := t.shard(k)
-	var gone [2]uint32
+	var gone [3]uint32
 	ng := 0
 	s.mu.Lock()
-	if i, ok := s.find(k); ok {
-		e := &s.slots[i]
-		old := e.backend
-		e.backend, e.expires = b, exp
+	if i, ok := s.findSlot(k); ok {
+		a := s.arr.Load()
+		old := uint32(a.s[i].val.Load() >> 32)
+		a.s[i].val.Store(packVal(b, exp))
 		s.mu.Unlock()
 		if old != b {
 			t.count(old, -1)
@@ -233,32 +300,38 @@ func (t *sessionTable) pinAt(pool, id, backendID string, ttl time.Duration, unix
 		}
 		return
 	}
+	s.writing()
 	// Sweep two slots for expired sessions, so idle ones do not wait for
 	// the shard to fill.
 	for range 2 {
-		s.hand = (s.hand + 1) & uint64(len(s.slots)-1)
-		if e := s.slots[s.hand]; e.key != 0 && now > e.expires {
-			gone[ng] = e.backend
-			ng++
-			s.remove(s.hand)
+		a := s.arr.Load()
+		s.hand = (s.hand + 1) & a.mask
+		if a.s[s.hand].key.Load() != 0 {
+			if v := a.s[s.hand].val.Load(); now > uint32(v) {
+				gone[ng] = uint32(v >> 32)
+				ng++
+				s.remove(s.hand)
+			}
 		}
 	}
 	if s.n >= t.perCap {
-		if b, ok := s.evict(k); ok && ng < len(gone) {
-			gone[ng] = b
+		if g, ok := s.evict(k); ok {
+			gone[ng] = g
 			ng++
 		}
 	}
-	if (s.n+1)*4 > len(s.slots)*3 {
-		s.grow()
+	a := s.arr.Load()
+	if (s.n+1)*4 > len(a.s)*3 {
+		a = s.grow()
 	}
-	mask := uint64(len(s.slots) - 1)
-	i := k & mask
-	for s.slots[i].key != 0 {
-		i = (i + 1) & mask
+	i := k & a.mask
+	for a.s[i].key.Load() != 0 {
+		i = (i + 1) & a.mask
 	}
-	s.slots[i] = sessionSlot{key: k, backend: b, expires: exp}
+	a.s[i].val.Store(packVal(b, exp))
+	a.s[i].key.Store(k)
 	s.n++
+	s.done()
 	s.mu.Unlock()
 	for _, g := range gone[:ng] {
 		t.count(g, -1)
@@ -271,21 +344,33 @@ func (t *sessionTable) Forget(pool, id string) {
 	k := t.key(pool, id)
 	s := t.shard(k)
 	s.mu.Lock()
-	i, ok := s.find(k)
+	i, ok := s.findSlot(k)
 	if !ok {
 		s.mu.Unlock()
 		return
 	}
-	b := s.slots[i].backend
+	b := uint32(s.arr.Load().s[i].val.Load() >> 32)
+	s.writing()
 	s.remove(i)
+	s.done()
 	s.mu.Unlock()
 	t.count(b, -1)
 }
 
+// find returns k's value; s.mu must be held.
 func (s *sessionShard) find(k uint64) (uint64, bool) {
-	mask := uint64(len(s.slots) - 1)
-	for i := k & mask; ; i = (i + 1) & mask {
-		switch s.slots[i].key {
+	i, ok := s.findSlot(k)
+	if !ok {
+		return 0, false
+	}
+	return s.arr.Load().s[i].val.Load(), true
+}
+
+// findSlot returns k's slot; s.mu must be held.
+func (s *sessionShard) findSlot(k uint64) (uint64, bool) {
+	a := s.arr.Load()
+	for i := k & a.mask; ; i = (i + 1) & a.mask {
+		switch a.s[i].key.Load() {
 		case k:
 			return i, true
 		case 0:
@@ -295,57 +380,68 @@ func (s *sessionShard) find(k uint64) (uint64, bool) {
 }
 
 // evict removes the session closest to expiry among the 8 occupied slots
-// that follow k's home slot.
+// that follow k's home slot. s.mu must be held, within writing/done.
 func (s *sessionShard) evict(k uint64) (uint32, bool) {
-	mask := uint64(len(s.slots) - 1)
+	a := s.arr.Load()
 	best, found := uint64(0), false
+	var bestExp uint32
 	seen := 0
-	for i := k & mask; seen < 8 && seen < s.n; i = (i + 1) & mask {
-		e := &s.slots[i]
-		if e.key == 0 {
+	for i := k & a.mask; seen < 8 && seen < s.n; i = (i + 1) & a.mask {
+		if a.s[i].key.Load() == 0 {
 			continue
 		}
-		if !found || e.expires < s.slots[best].expires {
-			best, found = i, true
+		if e := uint32(a.s[i].val.Load()); !found || e < bestExp {
+			best, bestExp, found = i, e, true
 		}
 		seen++
 	}
 	if !found {
 		return 0, false
 	}
-	b := s.slots[best].backend
+	b := uint32(a.s[best].val.Load() >> 32)
 	s.remove(best)
 	return b, true
 }
 
 // remove empties slot i with backward-shift deletion, so probe sequences
-// stay unbroken without tombstones.
+// stay unbroken without tombstones. s.mu must be held, within
+// writing/done.
 func (s *sessionShard) remove(i uint64) {
-	mask := uint64(len(s.slots) - 1)
-	for j := (i + 1) & mask; s.slots[j].key != 0; j = (j + 1) & mask {
-		home := s.slots[j].key & mask
+	a := s.arr.Load()
+	for j := (i + 1) & a.mask; ; j = (j + 1) & a.mask {
+		key := a.s[j].key.Load()
+		if key == 0 {
+			break
+		}
+		home := key & a.mask
 		// Move j back to i unless its home lies cyclically in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			s.slots[i] = s.slots[j]
+			a.s[i].val.Store(a.s[j].val.Load())
+			a.s[i].key.Store(key)
 			i = j
 		}
 	}
-	s.slots[i] = sessionSlot{}
+	a.s[i].key.Store(0)
+	a.s[i].val.Store(0)
 	s.n--
 }
 
-func (s *sessionShard) grow() {
-	old := s.slots
-	s.slots = make([]sessionSlot, len(old)*2)
-	mask := uint64(len(s.slots) - 1)
-	for _, e := range old {
-		if e.key == 0 {
+// grow doubles the table. s.mu must be held, within writing/done.
+func (s *sessionShard) grow() *slotArray {
+	old := s.arr.Load()
+	a := newSlotArray(len(old.s) * 2)
+	for j := range old.s {
+		key := old.s[j].key.Load()
+		if key == 0 {
 			continue
 		}
-		i := e.key & mask
-		for s.slots[i].key != 0 {
-			i = (i + 1) & mask
+		i := key & a.mask
+		for a.s[i].key.Load() != 0 {
+			i = (i + 1) & a.mask
 		}
-		s.slots[i] = e
+		a.s[i].key.Store(key)
+		a.s[i].val.Store(old.s[j].val.Load())
 	}
+	s.arr.Store(a)
+	return a
 }

@@ -3,6 +3,7 @@ package balancer
 import (
 	"encoding/json"
 	"html/template"
+	"io"
 	"math/bits"
 	"net/http"
 	"sort"
@@ -245,3 +246,31 @@ var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 {{end}}</table>
 {{end}}</body></html>
 `))
+
+// HealthHandler answers a fronting load balancer's health check (AWS ELB in
+// front of two balancer instances, seed 004): 200 "ok" while every service
+// has at least one healthy backend, otherwise 503 naming the services that
+// have none. After Close it answers 503.
+func (b *Balancer) HealthHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if b.isClosed.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "closed\n")
+			return
+		}
+		var down []string
+		for _, s := range b.Status().Services {
+			if s.Healthy == 0 {
+				down = append(down, s.Name)
+			}
+		}
+		if len(down) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "no healthy backend: "+strings.Join(down, ", ")+"\n")
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+}

@@ -26,7 +26,7 @@ func TestUpdateUnderLoad(t *testing.T) {
 	lb.SetBackends("p", []Backend{n1.backend(), n2.backend()})
 	front, c := newFront(t, lb)
 
-	const workers, perWorker = 4, 150
+	const workers, perWorker = 4, 100
 	var failed, done atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {

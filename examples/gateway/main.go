@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +44,7 @@ type options struct {
 	selfSigned []string
 	logLevel   slog.Level
 	healthPath string
+	cpuProfile string
 	ready      func(addr string) // called once listening (tests)
 }
 
@@ -57,12 +59,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&sticky, "sticky", "learn", "stickiness: learn (JSESSIONID), insert (own cookie) or off")
 	fs.StringVar(&policy, "policy", "round_robin", "policy: round_robin, least_conn or p2c")
 	fs.StringVar(&o.pool, "pool", "default", "pool name")
-	fs.StringVar(&o.status, "status", "", "address for the status page (JSON; add ?html for HTML); empty disables")
+	fs.StringVar(&o.status, "status", "", "address for the status page (JSON; ?html for HTML) and /healthz; empty disables")
 	fs.StringVar(&certs, "tls-cert", "", "comma-separated PEM certificate files; enables HTTPS")
 	fs.StringVar(&keys, "tls-key", "", "comma-separated PEM key files, one per -tls-cert")
 	fs.StringVar(&self, "tls-self-signed", "", "comma-separated host names for a generated self-signed certificate; enables HTTPS")
 	fs.StringVar(&level, "log-level", "info", "log level: debug (access log), info, warn, error")
 	fs.StringVar(&o.healthPath, "health-path", "", "active HTTP health check path (empty: passive checks only)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -138,6 +141,17 @@ func run(args []string) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, o, logger)
@@ -196,7 +210,10 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 			<-errc
 			return err
 		}
-		ssrv := &http.Server{Handler: lb.StatusHandler(), ReadHeaderTimeout: 10 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/", lb.StatusHandler())
+		mux.Handle("/healthz", lb.HealthHandler())
+		ssrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, ssrv)
 		started++
 		go func() { errc <- ssrv.Serve(sln) }()
