@@ -225,17 +225,28 @@ func addrStrings(as []netip.Addr) string {
 }
 
 // checkGoroutines fails the test if more goroutines run than before. The
-// goroutines being checked have been waited for; a finished goroutine may
-// need a few scheduling rounds to disappear from the count.
+// goroutines being checked have been waited for, but a goroutine that has
+// returned can still be counted for a moment while the runtime retires it
+// (more so under the race detector and with several Ps), so the check looks
+// again, yielding and then backing off, for up to five seconds before it
+// fails: a leaked goroutine stays for ever, a retiring one does not.
 func checkGoroutines(t *testing.T, before int) {
 	t.Helper()
-	n := runtime.NumGoroutine()
-	for i := 0; i < 10000 && n > before; i++ {
-		runtime.Gosched()
-		n = runtime.NumGoroutine()
+	deadline := time.Now().Add(5 * time.Second)
+	wait := 50 * time.Microsecond
+	for {
+		for range 100 {
+			if runtime.NumGoroutine() <= before {
+				return
+			}
+			runtime.Gosched()
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(wait) // back off: not synchronisation, a bounded re-check
+		wait = min(2*wait, 10*time.Millisecond)
 	}
-	if n > before {
-		buf := make([]byte, 1<<16)
-		t.Errorf("%d goroutines left running, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
+	buf := make([]byte, 1<<16)
+	t.Errorf("%d goroutines left running, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 }
