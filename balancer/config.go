@@ -23,6 +23,8 @@ const (
 	// carry it, in the Cookie header or as Tomcat's ";jsessionid=" path
 	// parameter, to the same backend. It is NGINX Plus's
 	// "sticky learn create=$upstream_cookie_jsessionid lookup=$cookie_jsessionid".
+	// A request whose id the balancer has not learned is balanced by the
+	// Policy and its id is not stored (see Sticky.PinUnknown).
 	StickyLearn
 	// StickyInsert makes the balancer set its own HMAC-signed cookie
 	// (Sticky.Insert) naming the backend, as AWS ELB and Caddy do. Balancer
@@ -151,6 +153,20 @@ type Sticky struct {
 	TTL time.Duration
 	// Insert is the balancer's own cookie in StickyInsert mode.
 	Insert Cookie
+	// PinUnknown, in StickyLearn mode, also creates a session from an id
+	// a request carries that the session table does not know: the id is
+	// pinned to the backend the Policy chose for the request. By default
+	// (false) sessions are created only from a backend's Set-Cookie, as
+	// NGINX Plus's "sticky learn create=$upstream_cookie_jsessionid" does:
+	// such a request is balanced normally and its id is not stored, and
+	// the backend that serves it issues a new session, which is learned.
+	// PinUnknown suits backends that replicate sessions behind balancer
+	// instances that share no SessionStore: after a restart or a failover
+	// the balancer relearns the sessions clients present. Its cost is that
+	// any client can fill the table with ids of its choosing and, once
+	// Config.MaxSessions is reached, evict real sessions. A known session
+	// whose backend is down or gone is re-pinned either way.
+	PinUnknown bool
 }
 
 // Timeouts bound the conversation with a backend, per service. The
@@ -160,14 +176,21 @@ type Timeouts struct {
 	// Dial bounds connecting to a backend, including a TLS handshake
 	// (nginx proxy_connect_timeout). Zero means 10 seconds.
 	Dial time.Duration
-	// Read bounds the wait for the response header once the request is
-	// sent (nginx proxy_read_timeout); a header that does not arrive in
-	// time gives 504. Unlike nginx, a response body in progress is not
-	// timed out between two reads, so long polls and streams last. Zero
-	// means 5 minutes.
+	// Read bounds, as nginx's proxy_read_timeout does, the wait for the
+	// response header once the request is written, and then the time
+	// between two successive reads of the response from the backend, not
+	// the whole response: a stream or long poll lasts as long as the
+	// backend sends something at least every Read. A header that does not
+	// arrive in time gives 504. A body that stalls longer gets the
+	// client's connection aborted (the header is already sent) and counts
+	// in BackendStatus.Failures. A stall may be cut up to Read/16 early.
+	// Idle connections to the backend are closed after at most Read/2.
+	// Zero means 5 minutes.
 	Read time.Duration
-	// Write bounds each write of the request to the backend (nginx
-	// proxy_send_timeout). Zero means 5 minutes.
+	// Write bounds the time between two successive writes of the request
+	// to the backend (nginx proxy_send_timeout), not the whole upload: a
+	// backend that stops reading the request body for longer fails the
+	// try. A stall may be cut up to Write/16 early. Zero means 5 minutes.
 	Write time.Duration
 }
 
@@ -213,10 +236,21 @@ type HealthCheck struct {
 	Jitter time.Duration
 
 	// MaxFails is the number of consecutive failed requests (transport
-	// errors: refused, reset, timeout) that mark a backend down for
+	// errors: refused, reset, timeout; and FailStatuses) that mark a backend down for
 	// FailTimeout (nginx max_fails). Zero means 1; negative disables
 	// passive checks.
 	MaxFails int
+	// FailStatuses are response statuses that count as failed requests
+	// for MaxFails, as transport errors do: nginx's
+	// "proxy_next_upstream error timeout http_502 http_503 http_504" with
+	// max_fails. {502, 503, 504} is the usual choice. Nil counts every
+	// response as a success. A request answered with such a status is
+	// retried on another backend when a transport error would have let it
+	// be (an idempotent method whose body was not read, Retry budget
+	// left) and another backend is available; the response is then
+	// discarded. Otherwise the response is passed to the client as it is.
+	// MaxFails < 0 disables the counting, not the retry.
+	FailStatuses []int
 	// FailTimeout is the cool-off of a passively failed backend, after
 	// which one trial request decides whether it is back (nginx
 	// fail_timeout). Zero means 10 seconds.
@@ -330,8 +364,9 @@ type Config struct {
 	Tenants TenantResolver
 	// Transport sends requests and HTTP health probes to backends. Nil
 	// means built-in *http.Transport values tuned for proxying (keep-alive,
-	// no compression, per-service timeouts). When set, Timeouts.Dial and
-	// Timeouts.Write are up to it. It is fixed at New.
+	// no compression, per-service timeouts). When set, Timeouts.Dial,
+	// Timeouts.Write and Timeouts.Read between body reads are up to it. It
+	// is fixed at New.
 	Transport http.RoundTripper
 	// TLSClientConfig is used for https backends by the built-in transport.
 	// Nil means the default (verify against system roots). Fixed at New.
@@ -340,7 +375,8 @@ type Config struct {
 	// per backend. Zero means 256. Fixed at New.
 	MaxIdleConnsPerHost int
 	// IdleConnTimeout closes idle backend connections. Zero means 90
-	// seconds. Fixed at New.
+	// seconds; a service whose Timeouts.Read is shorter than twice it uses
+	// Read/2. Fixed at New.
 	IdleConnTimeout time.Duration
 	// Logger receives health changes at Info and Warn and, at Debug, one
 	// access-log record per request (service, backend, status, duration,
@@ -635,6 +671,12 @@ func (s Service) normalize() (Service, error) {
 	for _, st := range h.Statuses {
 		if st < 100 || st > 599 {
 			return bad("Health.Statuses", fmt.Errorf("%d is not an HTTP status", st))
+		}
+	}
+	h.FailStatuses = append([]int(nil), h.FailStatuses...)
+	for _, st := range h.FailStatuses {
+		if st < 100 || st > 599 {
+			return bad("Health.FailStatuses", fmt.Errorf("%d is not an HTTP status", st))
 		}
 	}
 	if h.Interval < 0 || h.Timeout < 0 || h.Jitter < 0 || h.FailTimeout < 0 || h.SlowStart < 0 || h.Rise < 0 || h.Fall < 0 {

@@ -474,9 +474,13 @@ func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int6
 			return decision{backend: got, outcome: out}
 		}
 		nb := s.pick(p, now, tried)
-		if nb != nil {
-			// Learn the new pin at once: the new backend may not issue a
-			// new cookie (replicated sessions), yet the session must stay.
+		// A known session whose backend is down or gone is re-pinned at
+		// once: the new backend may not issue a new cookie (replicated
+		// sessions), yet the session must stay. An id the table does not
+		// know is not stored (unless PinUnknown): sessions are created
+		// only from a backend's Set-Cookie, so a client cannot fill the
+		// table with ids of its choosing and evict real sessions.
+		if nb != nil && (out == stickyRepin || s.Sticky.PinUnknown) {
 			b.pin(p.name, sessionID, nb.id, s.Sticky.TTL, now)
 		}
 		if out == stickyMiss {

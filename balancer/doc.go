@@ -39,16 +39,22 @@
 // bounded size (the session closest to expiry is evicted first), behind the
 // [SessionStore] interface. [StickyInsert] sets the balancer's
 // own HMAC-signed cookie naming the backend; balancer instances sharing
-// Config.StickyKey agree on it. A session whose backend is down, removed
-// or unknown is re-pinned to a live backend and the new pin is learned.
+// Config.StickyKey agree on it. A learned session whose backend is down or
+// removed is re-pinned to a live backend and the new pin is learned. A
+// learn-mode id the balancer never learned is balanced by the policy and not
+// stored (sessions come only from a backend's Set-Cookie), so clients cannot
+// flood the table; Sticky.PinUnknown opts into pinning such ids.
 // A draining backend keeps its sessions and gets no new ones.
 //
 // # Health and retries
 //
 // Active checks (HTTP or TCP, rise/fall, jitter) run per pool in one
 // goroutine per backend; passive checks mark a backend down after
-// consecutive transport errors for a cool-off, then let one trial request
-// decide. A request that failed before reaching a backend is retried on
+// consecutive transport errors (and, with HealthCheck.FailStatuses,
+// responses such as 502, 503, 504) for a cool-off, then let one trial
+// request decide. Timeouts.Read and Timeouts.Write bound the time between
+// two reads and two writes on a backend connection, as nginx's
+// proxy_read_timeout and proxy_send_timeout do. A request that failed before reaching a backend is retried on
 // another whatever its method; an idempotent request without a consumed
 // body is retried after any transport error, within Service.Retry; a
 // request whose body may have been read is never replayed. When nothing can

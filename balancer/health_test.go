@@ -1,16 +1,20 @@
 package balancer
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // fakeNodes is an in-memory RoundTripper standing for backends "http://bN":
@@ -314,4 +318,107 @@ func TestOneTrialRequest(t *testing.T) {
 			t.Fatal("not up after a good trial")
 		}
 	})
+}
+
+// statusNodes is an in-memory RoundTripper whose backends "http://bN"
+// answer with a fixed status each, after reading the request body.
+type statusNodes struct {
+	mu   sync.Mutex // protects hits
+	code map[string]int
+	hits map[string]int
+}
+
+func (f *statusNodes) RoundTrip(req *http.Request) (*http.Response, error) {
+	name := strings.TrimSuffix(req.URL.Host, ":80")
+	if req.Body != nil {
+		io.Copy(io.Discard, req.Body)
+	}
+	f.mu.Lock()
+	f.hits[name]++
+	f.mu.Unlock()
+	body := name + "\n"
+	return &http.Response{StatusCode: f.code[name], Header: http.Header{"X-Backend": {name}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+}
+
+// TestFailStatuses: with HealthCheck.FailStatuses, a 5xx answer counts
+// towards MaxFails like a transport error; an idempotent request is retried
+// on another backend when one is available, anything else gets the
+// backend's own response.
+func TestFailStatuses(t *testing.T) {
+	tests := []struct {
+		name     string
+		fail     []int
+		codes    map[string]int
+		method   string
+		body     string
+		want     string // "backend:status" seen by the client
+		hits     map[string]int
+		cooling  []string
+		failures map[string]uint64
+	}{{
+		name: "GET retried on a healthy backend", fail: []int{502, 503, 504},
+		codes: map[string]int{"b1": 503, "b2": 200}, method: "GET",
+		want: "b2:200", hits: map[string]int{"b1": 1, "b2": 1},
+		cooling: []string{"b1"}, failures: map[string]uint64{"b1": 1, "b2": 0},
+	}, {
+		name: "POST with a body passed on", fail: []int{502, 503, 504},
+		codes: map[string]int{"b1": 502, "b2": 200}, method: "POST", body: "order=1",
+		want: "b1:502", hits: map[string]int{"b1": 1},
+		cooling: []string{"b1"}, failures: map[string]uint64{"b1": 1, "b2": 0},
+	}, {
+		name: "every backend failing: the last response", fail: []int{503},
+		codes: map[string]int{"b1": 503, "b2": 503}, method: "GET",
+		want: "b2:503", hits: map[string]int{"b1": 1, "b2": 1},
+		cooling: []string{"b1", "b2"}, failures: map[string]uint64{"b1": 1, "b2": 1},
+	}, {
+		name: "status not listed", fail: []int{502},
+		codes: map[string]int{"b1": 503, "b2": 200}, method: "GET",
+		want: "b1:503", hits: map[string]int{"b1": 1},
+		failures: map[string]uint64{"b1": 0, "b2": 0},
+	}, {
+		name:  "off by default",
+		codes: map[string]int{"b1": 502, "b2": 200}, method: "GET",
+		want: "b1:502", hits: map[string]int{"b1": 1},
+		failures: map[string]uint64{"b1": 0, "b2": 0},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &statusNodes{code: tc.codes, hits: map[string]int{}}
+			cfg := testConfig(StickyOff)
+			cfg.Transport = f
+			cfg.Services[0].Health.FailStatuses = tc.fail
+			lb := mustNew(t, cfg)
+			lb.SetBackends("p", []Backend{{ID: "b1", URL: "http://b1"}, {ID: "b2", URL: "http://b2"}})
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			rec := httptest.NewRecorder()
+			lb.ServeHTTP(rec, httptest.NewRequest(tc.method, "http://app.example.com/", body))
+			if got := rec.Header().Get("X-Backend") + ":" + strconv.Itoa(rec.Code); got != tc.want {
+				t.Errorf("client got %s, want %s", got, tc.want)
+			}
+			if diff := cmp.Diff(tc.hits, f.hits); diff != "" {
+				t.Errorf("tries per backend (-want +got):\n%s", diff)
+			}
+			failures := map[string]uint64{}
+			var cooling []string
+			for _, b := range lb.Status().Pools[0].Backends {
+				failures[b.ID] = b.Failures
+				if b.State == "cooling" {
+					cooling = append(cooling, b.ID)
+				}
+			}
+			if diff := cmp.Diff(tc.failures, failures); diff != "" {
+				t.Errorf("failures (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.cooling, cooling); diff != "" {
+				t.Errorf("backends cooling off (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := New(Config{Services: []Service{{Name: "s", Pool: "p", Default: true, Health: HealthCheck{FailStatuses: []int{1000}}}}}); !errors.Is(err, ErrConfig) {
+		t.Errorf("FailStatuses {1000}: err %v, want ErrConfig", err)
+	}
 }

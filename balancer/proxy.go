@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -136,8 +138,14 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	budget := retryBudget{attempts: s.Retry.Attempts, deadline: start.Add(s.Retry.Timeout).UnixNano()}
 	now := start
 	var lastErr error
+	var next *decision // chosen while deciding whether to retry a FailStatuses response
 	for {
-		d := b.decide(s, p, sid, token, now.UnixNano(), tried)
+		var d decision
+		if next != nil {
+			d, next = *next, nil
+		} else {
+			d = b.decide(s, p, sid, token, now.UnixNano(), tried)
+		}
 		be := d.backend
 		if be == nil {
 			if lastErr != nil {
@@ -187,7 +195,26 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.String("service", s.Name), slog.String("backend", be.id), slog.String("err", err.Error()))
 			return
 		}
-		b.result(s, be, nil, now)
+		if len(s.Health.FailStatuses) > 0 && slices.Contains(s.Health.FailStatuses, resp.StatusCode) {
+			now = time.Now()
+			serr := statusError(resp.StatusCode)
+			b.result(s, be, serr, now)
+			tried = append(tried, be)
+			lastErr = serr
+			if retryable(serr, r.Method, body) && budget.next(now.UnixNano()) {
+				// Retry only if another backend can take it: else the
+				// client gets this response rather than a made-up one.
+				if nd := b.decide(s, p, sid, token, now.UnixNano(), tried); nd.backend != nil {
+					io.CopyN(io.Discard, resp.Body, 4<<10) // let a small body's connection be reused
+					resp.Body.Close()
+					be.active.Add(-1)
+					next = &nd
+					continue
+				}
+			}
+		} else {
+			b.result(s, be, nil, now)
+		}
 		switch d.outcome {
 		case stickyHit:
 			s.stat.hits.Add(1)
@@ -325,6 +352,14 @@ func retryable(err error, method string, body *reqBody) bool {
 	return false
 }
 
+// statusError is a response status counted as a failure
+// (HealthCheck.FailStatuses).
+type statusError int
+
+func (e statusError) Error() string {
+	return "status " + strconv.Itoa(int(e)) + " " + http.StatusText(int(e))
+}
+
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
@@ -458,9 +493,18 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *ht
 	dur := time.Since(start)
 	be.lat.add(dur)
 	if rerr != nil {
-		// The response is cut: abort the client's connection so it sees
-		// an incomplete response rather than a short one.
-		be.failures.Add(1)
+		// The response is cut (a stall longer than Timeouts.Read, a reset):
+		// abort the client's connection so it sees an incomplete response
+		// rather than a short one. It counts as a backend error unless the
+		// client went away; as with nginx, whose max_fails counts only
+		// failures up to the response header, it does not count towards
+		// MaxFails.
+		if r.Context().Err() == nil {
+			be.failures.Add(1)
+			be.mu.Lock()
+			be.lastErr = rerr.Error()
+			be.mu.Unlock()
+		}
 		b.logAccess(r, s, be, resp.StatusCode, d.outcome, start, rerr)
 		panic(http.ErrAbortHandler)
 	}

@@ -40,7 +40,11 @@ type ServiceStatus struct {
 	// Errors counts responses the balancer made itself (403, 404, 413,
 	// 502, 503, 504).
 	Errors uint64 `json:"errors"`
-	// StickyHits, StickyMisses and Repins count stickiness outcomes.
+	// StickyHits, StickyMisses and Repins count stickiness outcomes: a
+	// request routed by its session, a session id or cookie the balancer
+	// does not know (a learn-mode id that is not stored, see
+	// Sticky.PinUnknown), and a session moved off a down or removed
+	// backend.
 	StickyHits   uint64 `json:"sticky_hits"`
 	StickyMisses uint64 `json:"sticky_misses"`
 	Repins       uint64 `json:"repins"`
@@ -68,7 +72,9 @@ type BackendStatus struct {
 	LastError string    `json:"last_error,omitempty"`
 	Active    int64     `json:"active"`
 	Requests  uint64    `json:"requests"`
-	Failures  uint64    `json:"failures"`
+	// Failures counts failed tries (transport errors, timeouts, statuses
+	// in HealthCheck.FailStatuses) and responses cut after their header.
+	Failures uint64 `json:"failures"`
 	// Pinned is the number of learned sessions pinned to the backend
 	// (built-in table only).
 	Pinned int `json:"pinned"`

@@ -1,7 +1,9 @@
 package balancer
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -222,5 +224,79 @@ func TestSharedSessionStore(t *testing.T) {
 	}
 	if st := a.Status(); st.Sessions != -1 {
 		t.Errorf("Status.Sessions with a custom store = %d, want -1", st.Sessions)
+	}
+}
+
+// TestStickyLearnUnknownIDs: ids the balancer never learned are balanced
+// normally and not stored, so a client sending random JSESSIONIDs cannot
+// push learned sessions out of a bounded table; PinUnknown restores
+// pinning them.
+func TestStickyLearnUnknownIDs(t *testing.T) {
+	nodes := []*carbonNode{newCarbonNode(t, "n1"), newCarbonNode(t, "n2")}
+	serve := func(lb *Balancer, cookie string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "http://app.example.com/", nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		rec := httptest.NewRecorder()
+		lb.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, pinUnknown := range []bool{false, true} {
+		t.Run(fmt.Sprintf("PinUnknown=%v", pinUnknown), func(t *testing.T) {
+			cfg := testConfig(StickyLearn)
+			cfg.MaxSessions = 64 * 16 // 16 per shard
+			cfg.Services[0].Sticky.PinUnknown = pinUnknown
+			lb := mustNew(t, cfg)
+			lb.SetBackends("p", []Backend{nodes[0].backend(), nodes[1].backend()})
+			type sess struct{ cookie, issuer string }
+			var learned []sess
+			for range 100 {
+				rec := serve(lb, "")
+				ck := cookiePair(rec.Header().Values("Set-Cookie"), "JSESSIONID")
+				if rec.Code != 200 || ck == "" {
+					t.Fatalf("open session: status %d, Set-Cookie %q", rec.Code, rec.Header().Values("Set-Cookie"))
+				}
+				learned = append(learned, sess{ck, rec.Header().Get("X-Backend")})
+			}
+			const unknown = 3000
+			var ids []string
+			for i := range unknown {
+				id := fmt.Sprintf("%032X", uint64(i)*0x9e3779b97f4a7c15)
+				ids = append(ids, id)
+				if rec := serve(lb, "JSESSIONID="+id); rec.Code != 200 {
+					t.Fatalf("unknown id %d: status %d", i, rec.Code)
+				}
+			}
+			st := lb.Status()
+			if got := st.Services[0].StickyMisses; got != unknown {
+				t.Errorf("sticky misses = %d, want %d", got, unknown)
+			}
+			stored := 0
+			for _, id := range ids {
+				if _, ok := lb.sessions.Lookup("p", id, time.Minute); ok {
+					stored++
+				}
+			}
+			kept := 0
+			for _, s := range learned {
+				if rec := serve(lb, s.cookie); rec.Header().Get("X-Backend") == s.issuer {
+					kept++
+				}
+			}
+			if !pinUnknown {
+				if stored != 0 || st.Sessions != len(learned) {
+					t.Errorf("%d of %d unknown ids stored, table holds %d; want 0 and %d", stored, unknown, st.Sessions, len(learned))
+				}
+				if kept != len(learned) {
+					t.Errorf("%d of %d learned sessions kept their backend after %d unknown ids", kept, len(learned), unknown)
+				}
+				return
+			}
+			// The opt-in stores unknown ids, filling the bounded table.
+			if stored == 0 || st.Sessions != cfg.MaxSessions {
+				t.Errorf("PinUnknown: %d unknown ids stored, table holds %d; want some and %d", stored, st.Sessions, cfg.MaxSessions)
+			}
+		})
 	}
 }
