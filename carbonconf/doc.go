@@ -12,7 +12,10 @@
 // its input. Commented-out configuration is never taken for live values.
 // Setters change values in place, uncomment a commented-out element when the
 // file has one, or insert a new element with the indentation of its
-// siblings; a setter that fails leaves the document unchanged, and Save
+// siblings (expanding an empty-element tag such as <Ports/> that must take
+// a child); LBConf.Set, LBConf.Remove and LBConf.AddDomain do the same for
+// loadbalancer.conf entries and domains. A setter that fails leaves the
+// document unchanged, and Save
 // replaces a file atomically, keeping its mode. Malformed input is a
 // *ParseError with file, line, column and what was expected.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -216,8 +217,8 @@ func TestSetterErrorsLeaveDocumentUnchanged(t *testing.T) {
 	if err := c.SetOffset(-1); err == nil {
 		t.Error("negative offset accepted")
 	}
-	if err := c.Set("Ports/Offset", "1"); !errors.Is(err, errSelfClosingParent) {
-		t.Errorf("insert into <Ports/> = %v, want errSelfClosingParent", err)
+	if err := c.Set("Ports/Offset", "bad\x01"); err == nil {
+		t.Error("control character accepted")
 	}
 	if got := string(c.Bytes()); got != "<Server><Ports/></Server>" {
 		t.Errorf("document changed to %q", got)
@@ -473,5 +474,222 @@ func TestSeed002ReceiverProxyPorts(t *testing.T) {
 	id, err := (&Node{Axis2: a}).Identity()
 	if err != nil || id.HTTPProxyPort != 8290 || id.HTTPSProxyPort != 8243 {
 		t.Errorf("proxy ports = %d, %d (%v)", id.HTTPProxyPort, id.HTTPSProxyPort, err)
+	}
+}
+
+// An empty-element tag (<Ports/>, <members/>, <parameter name="properties"/>)
+// that must take a child is expanded into a start tag, the child on a line
+// of its own one indentation step deeper, and an end tag.
+func TestInsertIntoEmptyElementTag(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		edit func(t *testing.T, in string) (out []byte, err error)
+		want string
+		// check re-reads want and reports what is wrong with it.
+		check func(t *testing.T, out string)
+	}{
+		{
+			name: "Carbon.Set into <Ports/>",
+			in:   "<Server>\n    <Name>x</Name>\n    <Ports/>\n</Server>\n",
+			edit: carbonEdit(func(c *Carbon) error { return c.SetOffset(2) }),
+			want: "<Server>\n    <Name>x</Name>\n    <Ports>\n        <Offset>2</Offset>\n    </Ports>\n</Server>\n",
+			check: func(t *testing.T, out string) {
+				if c := mustCarbon(t, out); c.Ports.Offset.Value != "2" || c.Name.Value != "x" || len(c.Ports.All) != 0 {
+					t.Errorf("re-read Ports = %+v, Name %q", c.Ports, c.Name.Value)
+				}
+			},
+		},
+		{
+			name: "Carbon.Set nested into <DeploymentSynchronizer/> with attributes, tabs",
+			in:   "<Server>\n\t<Name>x</Name>\n\t<DeploymentSynchronizer a=\"1\" />\n</Server>",
+			edit: carbonEdit(func(c *Carbon) error { return c.Set("DeploymentSynchronizer/Svn/Url", "u") }),
+			want: "<Server>\n\t<Name>x</Name>\n\t<DeploymentSynchronizer a=\"1\">\n\t\t<Svn>\n\t\t\t<Url>u</Url>\n\t\t</Svn>\n\t</DeploymentSynchronizer>\n</Server>",
+			check: func(t *testing.T, out string) {
+				c := mustCarbon(t, out)
+				if c.DeploymentSynchronizer == nil {
+					t.Fatal("no DeploymentSynchronizer")
+				}
+				if got := c.doc.text(elem(elem(elem(c.doc.root, "DeploymentSynchronizer"), "Svn"), "Url")); got != "u" {
+					t.Errorf("re-read Svn/Url = %q", got)
+				}
+			},
+		},
+		{
+			name: "Carbon.Set into <Ports/> on a line shared with its parent, CRLF",
+			in:   "<Server>\r\n  <Name>x</Name>\r\n  <A><Ports/></A>\r\n</Server>",
+			edit: carbonEdit(func(c *Carbon) error { return c.Set("A/Ports/Offset", "1") }),
+			want: "<Server>\r\n  <Name>x</Name>\r\n  <A><Ports>\r\n    <Offset>1</Offset>\r\n  </Ports></A>\r\n</Server>",
+		},
+		{
+			name: "SetHostName into <Server/>",
+			in:   "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\r\n<Server xmlns=\"http://wso2.org/projects/carbon/carbon.xml\"/>",
+			edit: carbonEdit(func(c *Carbon) error { return c.SetHostName("esb.wso2.com") }),
+			want: "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\r\n<Server xmlns=\"http://wso2.org/projects/carbon/carbon.xml\">\r\n    <HostName>esb.wso2.com</HostName>\r\n</Server>",
+			check: func(t *testing.T, out string) {
+				if c := mustCarbon(t, out); c.HostName.Value != "esb.wso2.com" || c.Namespace != "http://wso2.org/projects/carbon/carbon.xml" {
+					t.Errorf("re-read HostName %q, namespace %q", c.HostName.Value, c.Namespace)
+				}
+			},
+		},
+		{
+			name: "SetProperty into <clustering/>",
+			in:   "<axisconfig>\n  <clustering class=\"c\" enable=\"true\"/>\n</axisconfig>",
+			edit: axis2Edit(func(a *Axis2) error { return a.SetProperty("subDomain", "mgt") }),
+			want: "<axisconfig>\n  <clustering class=\"c\" enable=\"true\">\n    <parameter name=\"properties\">\n      <property name=\"subDomain\" value=\"mgt\"/>\n    </parameter>\n  </clustering>\n</axisconfig>",
+			check: func(t *testing.T, out string) {
+				if p, ok := mustAxis2(t, out).Clustering.Property("subDomain"); !ok || p.Value != "mgt" {
+					t.Errorf("re-read subDomain = %+v", p)
+				}
+			},
+		},
+		{
+			name: "SetProperty into <parameter name=\"properties\"/>",
+			in:   "<axisconfig>\n    <clustering class=\"c\" enable=\"true\">\n        <parameter name=\"domain\">d</parameter>\n        <parameter name=\"properties\"/>\n    </clustering>\n</axisconfig>",
+			edit: axis2Edit(func(a *Axis2) error { return a.SetProperty("subDomain", "worker") }),
+			want: "<axisconfig>\n    <clustering class=\"c\" enable=\"true\">\n        <parameter name=\"domain\">d</parameter>\n        <parameter name=\"properties\">\n            <property name=\"subDomain\" value=\"worker\"/>\n        </parameter>\n    </clustering>\n</axisconfig>",
+			check: func(t *testing.T, out string) {
+				c := mustAxis2(t, out).Clustering
+				if p, ok := c.Property("subDomain"); !ok || p.Value != "worker" || len(c.Properties) != 1 || c.Domain.Value != "d" {
+					t.Errorf("re-read clustering = %+v", c)
+				}
+			},
+		},
+		{
+			name: "AddMember into <members/>",
+			in:   "<axisconfig>\n  <clustering class=\"c\" enable=\"true\">\n    <members/>\n  </clustering>\n</axisconfig>\n",
+			edit: axis2Edit(func(a *Axis2) error { return a.AddMember("10.0.0.1", 4100) }),
+			want: "<axisconfig>\n  <clustering class=\"c\" enable=\"true\">\n    <members>\n      <member>\n        <hostName>10.0.0.1</hostName>\n        <port>4100</port>\n      </member>\n    </members>\n  </clustering>\n</axisconfig>\n",
+			check: func(t *testing.T, out string) {
+				c := mustAxis2(t, out).Clustering
+				if len(c.Members) != 1 || c.Members[0].Addr() != "10.0.0.1:4100" {
+					t.Errorf("re-read members = %+v", c.Members)
+				}
+			},
+		},
+		{
+			name: "SetMembers into <members/>",
+			in:   "<axisconfig>\n  <clustering class=\"c\" enable=\"true\">\n    <members/>\n  </clustering>\n</axisconfig>\n",
+			edit: axis2Edit(func(a *Axis2) error { return a.SetMembers([]string{"a:1", "b:2"}) }),
+			want: "<axisconfig>\n  <clustering class=\"c\" enable=\"true\">\n    <members>\n      <member>\n        <hostName>a</hostName>\n        <port>1</port>\n      </member>\n      <member>\n        <hostName>b</hostName>\n        <port>2</port>\n      </member>\n    </members>\n  </clustering>\n</axisconfig>\n",
+			check: func(t *testing.T, out string) {
+				c := mustAxis2(t, out).Clustering
+				if len(c.Members) != 2 || c.Members[0].Addr() != "a:1" || c.Members[1].Addr() != "b:2" {
+					t.Errorf("re-read members = %+v", c.Members)
+				}
+			},
+		},
+		{
+			name: "SetClusteringParameter into <clustering/>",
+			in:   "<axisconfig>\n    <transportReceiver name=\"http\" class=\"x\"/>\n    <clustering class=\"c\" enable=\"true\"/>\n</axisconfig>",
+			edit: axis2Edit(func(a *Axis2) error { return a.SetClusteringParameter("domain", "wso2.esb.domain") }),
+			want: "<axisconfig>\n    <transportReceiver name=\"http\" class=\"x\"/>\n    <clustering class=\"c\" enable=\"true\">\n        <parameter name=\"domain\">wso2.esb.domain</parameter>\n    </clustering>\n</axisconfig>",
+			check: func(t *testing.T, out string) {
+				a := mustAxis2(t, out)
+				if a.Clustering.Domain.Value != "wso2.esb.domain" || len(a.Clustering.Parameters) != 1 || len(a.Receivers) != 1 {
+					t.Errorf("re-read = %+v", a)
+				}
+			},
+		},
+		{
+			name: "SetMembers into <clustering/>",
+			in:   "<axisconfig>\n    <clustering class=\"c\" enable=\"true\"/>\n</axisconfig>",
+			edit: axis2Edit(func(a *Axis2) error { return a.SetMembers([]string{"a:1"}) }),
+			want: "<axisconfig>\n    <clustering class=\"c\" enable=\"true\">\n        <members>\n            <member>\n                <hostName>a</hostName>\n                <port>1</port>\n            </member>\n        </members>\n    </clustering>\n</axisconfig>",
+		},
+		{
+			name: "SetReceiverParameter into <transportReceiver/>",
+			in:   "<axisconfig>\n  <transportReceiver name=\"http\" class=\"x.PassThroughHttpListener\"/>\n</axisconfig>",
+			edit: axis2Edit(func(a *Axis2) error {
+				return a.SetReceiverParameter("PassThroughHttpListener", "WSDLEPRPrefix", "http://esb.wso2.com:80")
+			}),
+			want: "<axisconfig>\n  <transportReceiver name=\"http\" class=\"x.PassThroughHttpListener\">\n    <parameter name=\"WSDLEPRPrefix\" locked=\"false\">http://esb.wso2.com:80</parameter>\n  </transportReceiver>\n</axisconfig>",
+			check: func(t *testing.T, out string) {
+				a := mustAxis2(t, out)
+				if p, ok := a.Receivers[0].Param("WSDLEPRPrefix"); !ok || p.Value != "http://esb.wso2.com:80" || len(a.Receivers[0].Parameters) != 1 {
+					t.Errorf("re-read receiver = %+v", a.Receivers)
+				}
+			},
+		},
+		{
+			name: "SetClusteringEnabled into <axisconfig/>",
+			in:   "<?xml version=\"1.0\"?>\n<axisconfig/>\n",
+			edit: axis2Edit(func(a *Axis2) error { return a.SetClusteringEnabled(true) }),
+			want: "<?xml version=\"1.0\"?>\n<axisconfig>\n    <clustering class=\"" + HazelcastAgent + "\" enable=\"true\">\n    </clustering>\n</axisconfig>\n",
+			check: func(t *testing.T, out string) {
+				if c := mustAxis2(t, out).Clustering; c == nil || !c.Enabled || c.Class != HazelcastAgent {
+					t.Errorf("re-read clustering = %+v", c)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := tt.edit(t, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, string(out)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if tt.check != nil {
+				tt.check(t, string(out))
+			}
+			// The same edit again changes nothing.
+			again, err := tt.edit(t, string(out))
+			if err != nil || !bytes.Equal(again, out) {
+				t.Errorf("second edit: %v, changed:\n%s", err, again)
+			}
+		})
+	}
+}
+
+func carbonEdit(fn func(*Carbon) error) func(*testing.T, string) ([]byte, error) {
+	return func(t *testing.T, in string) ([]byte, error) {
+		c := mustCarbon(t, in)
+		err := fn(c)
+		return c.Bytes(), err
+	}
+}
+
+func axis2Edit(fn func(*Axis2) error) func(*testing.T, string) ([]byte, error) {
+	return func(t *testing.T, in string) ([]byte, error) {
+		a := mustAxis2(t, in)
+		err := fn(a)
+		return a.Bytes(), err
+	}
+}
+
+// ConfigureManager on an axis2.xml whose properties parameter is an
+// empty-element tag fills it in.
+func TestConfigureEmptyPropertiesParameter(t *testing.T) {
+	home := makeHome(t, "carbon-kernel-4.4.x-axis2.xml", "carbon-kernel-4.4.x-carbon.xml", "carbon-kernel-4.4.x-catalina-server.xml")
+	p := filepath.Join(home, Axis2Path)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := regexp.MustCompile(`(?s)<parameter name="properties">.*?</parameter>`).ReplaceAll(b, []byte(`<parameter name="properties"/>`))
+	if err := os.WriteFile(p, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := LoadNode(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ConfigureManager(seedSetup()); err != nil {
+		t.Fatal(err)
+	}
+	id, err := (&Node{Axis2: mustAxis2(t, string(n.Axis2.Bytes()))}).Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"subDomain":        RoleManager,
+		"backendServerURL": "https://${hostName}:${httpsPort}/services/",
+		"mgtConsoleURL":    "https://${hostName}:${httpsPort}/",
+	}
+	if diff := cmp.Diff(want, id.Properties); diff != "" {
+		t.Errorf("properties (-want +got):\n%s", diff)
 	}
 }

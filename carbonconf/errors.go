@@ -1,6 +1,7 @@
 package carbonconf
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -27,6 +28,40 @@ func (e *ParseError) Error() string {
 
 // Unwrap returns the underlying reason.
 func (e *ParseError) Unwrap() error { return e.Err }
+
+// parseErrorJSON is the JSON form of a ParseError.
+type parseErrorJSON struct {
+	File string
+	Line int
+	Col  int
+	Err  string
+}
+
+// MarshalJSON encodes the error as {"File", "Line", "Col", "Err"} with Err
+// the reason's text ("" when nil), so a list such as LBConf.Warnings prints
+// usefully: most error values have no exported fields and would encode as
+// {}.
+func (e *ParseError) MarshalJSON() ([]byte, error) {
+	v := parseErrorJSON{File: e.File, Line: e.Line, Col: e.Col}
+	if e.Err != nil {
+		v.Err = e.Err.Error()
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes; Err becomes an error with
+// the same text (not the original value, so errors.Is cannot match it).
+func (e *ParseError) UnmarshalJSON(b []byte) error {
+	var v parseErrorJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*e = ParseError{File: v.File, Line: v.Line, Col: v.Col}
+	if v.Err != "" {
+		e.Err = errors.New(v.Err)
+	}
+	return nil
+}
 
 // ErrNotNumber is wrapped by a *ValueError when a numeric setting holds
 // something else, such as an installer placeholder (SC_PORT_OFFSET).

@@ -105,3 +105,50 @@ func ExampleEffectivePorts() {
 	// servlet HTTP 9764
 	// servlet HTTPS 9444
 }
+
+func ExampleLBConf_Set() {
+	lb, _ := carbonconf.ReadLBConf(strings.NewReader(`loadbalancer {
+    session_timeout 90000; # milliseconds
+}
+services {
+    esb {
+        domains {
+            wso2.esb.domain {
+                hosts           esb.wso2.com;
+                tenant_range    *;
+            }
+        }
+    }
+}
+`))
+	p, _ := lb.DomainPath("esb", "wso2.esb.domain")
+	lb.Set(p, "sub_domain", "worker")
+	lb.Set("loadbalancer", "session_timeout", "120000")
+	lb.AddDomain("esb", "wso2.esb.mgt.domain",
+		carbonconf.LBEntry{Key: "hosts", Value: "mgt.esb.wso2.com"},
+		carbonconf.LBEntry{Key: "sub_domain", Value: "mgt"})
+	if err := lb.Set(p, "hosts", "a.com; b.com"); err != nil {
+		fmt.Println("rejected:", err)
+	}
+	fmt.Print(string(lb.Bytes()))
+	// Output:
+	// rejected: carbonconf: value of hosts "a.com; b.com" holds ';', which loadbalancer.conf cannot hold in a value
+	// loadbalancer {
+	//     session_timeout 120000; # milliseconds
+	// }
+	// services {
+	//     esb {
+	//         domains {
+	//             wso2.esb.domain {
+	//                 hosts           esb.wso2.com;
+	//                 tenant_range    *;
+	//                 sub_domain      worker;
+	//             }
+	//             wso2.esb.mgt.domain {
+	//                 hosts           mgt.esb.wso2.com;
+	//                 sub_domain      mgt;
+	//             }
+	//         }
+	//     }
+	// }
+}

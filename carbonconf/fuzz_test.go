@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -105,5 +106,95 @@ func FuzzReadLBConf(f *testing.F) {
 			Lint(nil, c)
 			return c.Bytes(), nil
 		})
+	})
+}
+
+// FuzzLBConfEdit sets a key in one block of a loadbalancer.conf and removes
+// it again. A rejected value leaves the document unchanged; an accepted one
+// reads back as set, with every other entry and block as it was; Remove
+// then takes out exactly that key, and AddDomain adds a domain holding it.
+func FuzzLBConfEdit(f *testing.F) {
+	for i, p := range testFiles(f, "loadbalancer") {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, "tenant_range", "1-9", uint8(i))
+		f.Add(b, "hosts", "a.example.org, b.example.org", uint8(i+3))
+	}
+	f.Add([]byte(elbConf), "min-app-instances", "2", uint8(5))
+	f.Add([]byte(olderConf), "sub_domain", "mgt", uint8(2))
+	f.Add([]byte(stratosConf), "new-key", "v", uint8(4))
+	f.Add([]byte("a {\r\n\tb { }\r\n\tc {"), "k", "v", uint8(1))
+	f.Add([]byte("a { k ; }"), "k", "x;y", uint8(0))
+	f.Fuzz(func(t *testing.T, in []byte, key, value string, pick uint8) {
+		c, err := ReadLBConf(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		var paths []string
+		var walk func(b *LBBlock, prefix string)
+		walk = func(b *LBBlock, prefix string) {
+			for _, cb := range b.Blocks {
+				p := prefix + cb.Name
+				if c.Block(p) == cb {
+					paths = append(paths, p)
+					walk(cb, p+"/")
+				}
+			}
+		}
+		walk(c.Root, "")
+		if len(paths) == 0 {
+			return
+		}
+		path := paths[int(pick)%len(paths)]
+		valid := checkLBName("key", key, true) == nil && checkLBValue("value", value) == nil
+		want := wantAfterSet(c.Root, path, key, value)
+		if err := c.Set(path, key, value); err != nil {
+			if !bytes.Equal(c.Bytes(), in) {
+				t.Fatalf("failed Set changed the document: %v", err)
+			}
+			if valid && !strings.HasPrefix(value, ":") {
+				t.Fatalf("Set(%q, %q, %q) of a valid value: %v", path, key, value, err)
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("Set(%q, %q, %q) accepted an invalid key or value", path, key, value)
+		}
+		reread(t, c, want)
+		want = wantAfterRemove(c.Root, path, key)
+		if ok, err := c.Remove(path, key); !ok || err != nil {
+			t.Fatalf("Remove(%q, %q) after Set = %v, %v", path, key, ok, err)
+		}
+		reread(t, c, want)
+
+		before := c.Bytes()
+		if err := c.AddDomain("fuzz-service", "fuzz.domain", LBEntry{Key: key, Value: value}); err != nil {
+			// Only a file that ends inside a block cannot take a new
+			// service after its others.
+			if len(c.Warnings) == 0 && !errors.Is(err, ErrExists) {
+				t.Fatalf("AddDomain: %v", err)
+			}
+			if !bytes.Equal(before, c.Bytes()) {
+				t.Fatalf("failed AddDomain changed the document: %v", err)
+			}
+			return
+		}
+		c2, err := ReadLBConf(bytes.NewReader(c.Bytes()))
+		if err != nil {
+			t.Fatalf("re-read after AddDomain: %v", err)
+		}
+		found := false
+		for _, s := range c2.Services {
+			for _, d := range s.Domains {
+				if s.Name == "fuzz-service" && d.Domain == "fuzz.domain" && d.Settings[key] == value && len(d.Settings) == 1 {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("added domain not read back:\n%s", c.Bytes())
+		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // LBConf is a parsed loadbalancer.conf of the WSO2 Elastic Load Balancer
@@ -15,8 +16,9 @@ import (
 // shape and the older shape with services at top level are understood, and
 // so is the Stratos dialect (`key: value;`, hyphenated keys, clusters
 // instead of domains). The document keeps its bytes; WriteTo of a parsed
-// file is byte-identical to its input. An LBConf is not safe for concurrent
-// use.
+// file is byte-identical to its input. Set, Remove and AddDomain edit it in
+// place and rebuild the exported fields (keeping File and ListenPorts). An
+// LBConf is not safe for concurrent use.
 type LBConf struct {
 	// File names the file in errors and findings; LoadLBConf sets it.
 	File string
@@ -43,7 +45,8 @@ type LBConf struct {
 	// that seed setups forward to it.
 	ListenPorts []int
 
-	src []byte
+	src   []byte
+	spans map[*LBBlock]*lbSpan // where each block and its entries are in src
 }
 
 // LBBlock is one `name { … }` block.
@@ -138,7 +141,9 @@ func (c *LBConf) WriteTo(w io.Writer) (int64, error) { return writeBytes(w, c.sr
 // Bytes returns a copy of the document's bytes.
 func (c *LBConf) Bytes() []byte { return append([]byte(nil), c.src...) }
 
-// Save writes the document to path atomically, keeping the file's mode.
+// Save writes the document, with its edits, to path atomically: a
+// temporary file in the same directory is synced and renamed over path,
+// which keeps its mode (0644 for a new file). On error path is untouched.
 func (c *LBConf) Save(path string) error { return writeFileAtomic(path, c.src) }
 
 // Listen returns ListenPorts, or the defaults when it is empty.
@@ -202,6 +207,7 @@ func (p *lbParser) token() (int, int) {
 func parseLBConf(file string, src []byte) (*LBConf, error) {
 	p := &lbParser{file: file, src: src, lines: lineStarts(src)}
 	conf := &LBConf{File: file, src: src, Root: &LBBlock{Line: 1, Col: 1, Closed: true}}
+	conf.spans = map[*LBBlock]*lbSpan{conf.Root: {start: 0, open: -1, close: len(src), end: len(src)}}
 	stack := []*LBBlock{conf.Root}
 	var words [][2]int // the current statement's words
 	for {
@@ -220,6 +226,7 @@ func parseLBConf(file string, src []byte) (*LBConf, error) {
 			top := stack[len(stack)-1]
 			top.Blocks = append(top.Blocks, b)
 			stack = append(stack, b)
+			conf.spans[b] = &lbSpan{start: words[0][0], open: s, close: len(src), end: len(src)}
 			words = nil
 		case '}':
 			if len(words) > 0 {
@@ -228,7 +235,9 @@ func parseLBConf(file string, src []byte) (*LBConf, error) {
 			if len(stack) == 1 {
 				return nil, p.errAt(s, `expected a key or a block name, found "}" with no open block`)
 			}
-			stack[len(stack)-1].Closed = true
+			b := stack[len(stack)-1]
+			b.Closed = true
+			conf.spans[b].close, conf.spans[b].end = s, e
 			stack = stack[:len(stack)-1]
 		case ';':
 			if len(words) == 0 {
@@ -243,12 +252,20 @@ func parseLBConf(file string, src []byte) (*LBConf, error) {
 			} else if len(words) > 1 && string(src[words[1][0]:words[1][1]]) == ":" {
 				vs = words[1][1]
 			}
+			raw := src[vs:s]
+			lead := len(raw) - len(bytes.TrimLeftFunc(raw, unicode.IsSpace))
+			trail := len(raw) - len(bytes.TrimRightFunc(raw, unicode.IsSpace))
+			if lead == len(raw) {
+				trail = 0
+			}
+			es := lbEntrySpan{start: words[0][0], keyEnd: words[0][0] + len(key), valStart: vs + lead, valEnd: s - trail, semi: s}
 			if key == "" {
 				return nil, p.errAt(words[0][0], "expected a key before \":\"")
 			}
 			l, c := offsetPos(p.lines, words[0][0])
 			top := stack[len(stack)-1]
 			top.Entries = append(top.Entries, LBEntry{Key: key, Value: strings.TrimSpace(string(src[vs:s])), Line: l, Col: c})
+			conf.spans[top].entries = append(conf.spans[top].entries, es)
 			words = nil
 		default:
 			words = append(words, [2]int{s, e})

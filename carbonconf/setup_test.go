@@ -1,12 +1,11 @@
 package carbonconf
 
 import (
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -217,25 +216,25 @@ func TestConfigureErrorsLeaveNodeUnchanged(t *testing.T) {
 		}
 	}
 
-	// An axis2.xml whose properties parameter is an empty-element tag: the
-	// clustering edits succeed, then adding subDomain fails. Everything is
-	// rolled back and nothing is written.
-	src := regexp.MustCompile(`(?s)<parameter name="properties">.*?</parameter>`).ReplaceAllString(string(before[0]), `<parameter name="properties"/>`)
-	if err := os.WriteFile(filepath.Join(home, Axis2Path), []byte(src), 0o644); err != nil {
+	// A carbon.xml whose HostName holds an element: the axis2.xml edits
+	// succeed, then setting HostName fails. Everything is rolled back and
+	// nothing is written.
+	src := strings.Replace(string(before[1]), "<ServerKey>", "<HostName><x/></HostName>\n    <ServerKey>", 1)
+	if err := os.WriteFile(filepath.Join(home, CarbonPath), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n, err = LoadNode(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := n.Axis2.Bytes()
-	if _, err := n.ConfigureManager(seedSetup()); !errors.Is(err, errSelfClosingParent) {
-		t.Fatalf("error = %v, want errSelfClosingParent", err)
+	c := n.Carbon.Bytes()
+	if _, err := n.ConfigureManager(seedSetup()); err == nil || !strings.Contains(err.Error(), "<HostName> holds elements") {
+		t.Fatalf("error = %v, want <HostName> holds elements", err)
 	}
-	if !slices.Equal(a, n.Axis2.Bytes()) || !slices.Equal(before[1], n.Carbon.Bytes()) {
+	if !slices.Equal(before[0], n.Axis2.Bytes()) || !slices.Equal(c, n.Carbon.Bytes()) {
 		t.Error("failed setup changed the documents")
 	}
-	if disk, _ := os.ReadFile(filepath.Join(home, Axis2Path)); string(disk) != src {
+	if disk, _ := os.ReadFile(filepath.Join(home, CarbonPath)); string(disk) != src {
 		t.Error("failed setup wrote the file")
 	}
 }

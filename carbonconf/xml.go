@@ -2,7 +2,6 @@ package carbonconf
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -64,9 +63,6 @@ type xdoc struct {
 	crlf   bool     // the document's line ending is CRLF
 	lines  []int    // offset of the start of each line
 }
-
-// errNotElement etc. are the reasons edits fail.
-var errSelfClosingParent = errors.New("cannot insert into an empty-element tag")
 
 // parseXML parses src into a document. The returned error is a *ParseError.
 func parseXML(file string, src []byte) (*xdoc, error) {
@@ -749,13 +745,14 @@ func (d *xdoc) indentUnit() string {
 // insertChild inserts markup as a child of parent, before the element
 // before, or after parent's last element child when before is nil. markup
 // may span lines ("\n" separated, indented relative to its first line); each
-// line is indented like parent's children.
+// line is indented like parent's children. An empty-element parent is
+// expanded (see expand).
 func (d *xdoc) insertChild(parent, before *xnode, markup string) error {
-	if parent.selfClosing {
-		return fmt.Errorf("carbonconf: <%s/>: %w", parent.name, errSelfClosingParent)
-	}
 	if err := checkChars(markup); err != nil {
 		return err
+	}
+	if parent.selfClosing {
+		return d.expand(parent, markup)
 	}
 	ind := d.childIndent(parent)
 	nl := d.newline()
@@ -780,6 +777,32 @@ func (d *xdoc) insertChild(parent, before *xnode, markup string) error {
 		return d.splice(parent.contentStart, parent.contentEnd, nl+ind+body+nl+own)
 	}
 	return d.splice(parent.contentEnd, parent.contentEnd, nl+ind+body+nl+own)
+}
+
+// expand turns the empty-element tag n (<X a="1"/>) into a start tag, the
+// markup as its only child on a line of its own, and an end tag:
+//
+//	<X a="1">
+//	    markup
+//	</X>
+//
+// The child is indented one step (indentUnit) deeper than the line n is on,
+// and the end tag lines up with that line.
+func (d *xdoc) expand(n *xnode, markup string) error {
+	ls := n.start
+	for ls > 0 && d.src[ls-1] != '\n' {
+		ls--
+	}
+	le := ls
+	for le < n.start && (d.src[le] == ' ' || d.src[le] == '\t') {
+		le++
+	}
+	own := string(d.src[ls:le])
+	ind := own + d.indentUnit()
+	nl := d.newline()
+	open := strings.TrimRight(string(d.src[n.start:n.tagEnd-2]), " \t\r\n")
+	body := strings.ReplaceAll(markup, "\n", nl+ind)
+	return d.splice(n.start, n.end, open+">"+nl+ind+body+nl+own+"</"+n.name+">")
 }
 
 // removeNode deletes element n together with the indentation and line break

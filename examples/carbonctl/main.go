@@ -157,13 +157,14 @@ func show(args []string, stdout, stderr io.Writer) error {
 	return enc.Encode(v)
 }
 
-// lbView is loadbalancer.conf as JSON: warnings as text.
+// lbView is loadbalancer.conf as JSON. Each warning encodes as
+// {"File", "Line", "Col", "Err"} (carbonconf.ParseError.MarshalJSON).
 type lbView struct {
 	File         string
 	LoadBalancer map[string]string
 	Defaults     map[string]string
 	Services     []carbonconf.LBService
-	Warnings     []string
+	Warnings     []*carbonconf.ParseError
 }
 
 // readAny reads a file by its name (axis2.xml, carbon.xml,
@@ -179,11 +180,7 @@ func readAny(path string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		v := lbView{File: c.File, LoadBalancer: c.LoadBalancer, Defaults: c.Defaults, Services: c.Services}
-		for _, w := range c.Warnings {
-			v.Warnings = append(v.Warnings, w.Error())
-		}
-		return v, nil
+		return lbView{File: c.File, LoadBalancer: c.LoadBalancer, Defaults: c.Defaults, Services: c.Services, Warnings: c.Warnings}, nil
 	}
 	switch {
 	case base == "axis2.xml":

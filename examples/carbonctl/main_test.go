@@ -141,6 +141,35 @@ func TestSetupLintShowPorts(t *testing.T) {
 	}
 }
 
+// show prints loadbalancer.conf warnings with their position and reason.
+func TestShowWarnings(t *testing.T) {
+	lb := filepath.Join(t.TempDir(), "loadbalancer.conf")
+	if err := os.WriteFile(lb, []byte("services {\n    esb {\n        domains { wso2.esb.domain { tenant_range *; } }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, "show", lb)
+	if code != 0 {
+		t.Fatalf("show: code %d, stderr %s", code, errs)
+	}
+	var v struct {
+		Warnings []struct {
+			File      string
+			Line, Col int
+			Err       string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v in:\n%s", err, out)
+	}
+	if len(v.Warnings) != 2 {
+		t.Fatalf("warnings = %+v, want 2", v.Warnings)
+	}
+	w := v.Warnings[0]
+	if w.File != lb || w.Line != 2 || w.Col != 5 || w.Err != `block "esb" is not closed: expected "}" before end of file` {
+		t.Errorf("first warning = %+v", w)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	h := esbHome(t)
 	bad := filepath.Join(h, "repository/conf/carbon.xml")
