@@ -1,5 +1,7 @@
-// Command gateway is a sticky HTTP(S) load balancer in front of a static
-// list of backends, built on package balancer.
+// Command gateway is a sticky HTTP(S) load balancer built on package
+// balancer. It runs in one of two modes.
+//
+// In front of a static list of backends:
 //
 //	go run ./examples/gateway -listen 127.0.0.1:18080 \
 //		-backends http://127.0.0.1:19001,http://127.0.0.1:19002 -sticky learn
@@ -7,8 +9,28 @@
 // With -tls-cert/-tls-key (repeatable as comma-separated lists) or
 // -tls-self-signed it serves HTTPS (HTTP/2 and HTTP/1.1), certificates
 // picked by SNI. -status serves the balancer's status page on another
-// address. It runs in the foreground, logs to stderr and exits cleanly on
-// SIGINT or SIGTERM.
+// address.
+//
+// Configured from a WSO2 Elastic Load Balancer's files:
+//
+//	go run ./examples/gateway -lbconf repository/conf/loadbalancer.conf \
+//		-axis2 repository/conf/axis2/axis2.xml -listen :8280 -https :8243 \
+//		-tls-cert wrk.crt,mgt.crt -tls-key wrk.key,mgt.key
+//
+// loadbalancer.conf's services and domains become virtual hosts routed to
+// the pools "domain/subDomain"; the optional axis2.xml makes the gateway a
+// member of the cluster whose pools follow the members; -static adds pools
+// of backends that are not members ("pool=url,url;pool=url"). -listen serves
+// HTTP and -https HTTPS with a certificate per host. /healthz answers a
+// fronting load balancer and the status page is at -status-path. SIGHUP
+// re-reads loadbalancer.conf, the static pools and the certificate files
+// without dropping a connection (a file that does not parse is refused and
+// the running configuration kept). SIGTERM drains: /healthz turns 503 for
+// -drain, then the gateway leaves the cluster and finishes the requests in
+// flight.
+//
+// It runs in the foreground, logs to stderr and exits cleanly on SIGINT or
+// SIGTERM.
 package main
 
 import (
@@ -29,6 +51,7 @@ import (
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
+	"github.com/carbonlb/carbonlb/examples/internal/site"
 )
 
 // options are the command-line settings.
@@ -46,6 +69,12 @@ type options struct {
 	healthPath string
 	cpuProfile string
 	ready      func(addr string) // called once listening (tests)
+
+	// Configuration-file mode.
+	lbconf, axis2, static, https, statusPath string
+	memberPort                               *int
+	drain                                    time.Duration
+	started                                  func(*site.Site) // called once serving (tests)
 }
 
 // parseFlags parses args (without the program name).
@@ -66,11 +95,36 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&level, "log-level", "info", "log level: debug (access log), info, warn, error")
 	fs.StringVar(&o.healthPath, "health-path", "", "active HTTP health check path (empty: passive checks only)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&o.lbconf, "lbconf", "", "loadbalancer.conf whose services configure the gateway (instead of -backends)")
+	fs.StringVar(&o.axis2, "axis2", "", "with -lbconf: axis2.xml whose clustering section makes the gateway a cluster member")
+	memberPort := fs.Int("member-port", -1, "with -axis2: cluster port instead of localMemberPort (0: any free port)")
+	fs.StringVar(&o.static, "static", "", "with -lbconf: static pools, pool=url,url;pool=url")
+	fs.StringVar(&o.https, "https", "", "with -lbconf: HTTPS listen address (certificates from -tls-cert/-tls-key or -tls-self-signed)")
+	fs.StringVar(&o.statusPath, "status-path", "/lb-status", "with -lbconf: path of the status page on the listeners; empty disables")
+	fs.DurationVar(&o.drain, "drain", 5*time.Second, "with -lbconf: on SIGTERM, how long /healthz answers 503 before the listeners close")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *memberPort >= 0 {
+		o.memberPort = memberPort
+	}
+	if o.lbconf != "" {
+		var err error
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "sticky" || f.Name == "policy" || f.Name == "pool" {
+				err = fmt.Errorf("-%s applies to -backends; with -lbconf, loadbalancer.conf decides", f.Name)
+			}
+		})
+		if err != nil {
+			return o, err
+		}
+		return o.fileMode(level, backends, certs, keys, self)
+	}
+	if o.axis2 != "" || o.static != "" || o.https != "" || o.memberPort != nil {
+		return o, errors.New("-axis2, -static, -https and -member-port need -lbconf")
 	}
 	var err error
 	if o.sticky, err = balancer.ParseStickyMode(sticky); err != nil {
@@ -101,6 +155,72 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// fileMode checks the flags of the configuration-file mode.
+func (o options) fileMode(level, backends, certs, keys, self string) (options, error) {
+	if backends != "" {
+		return o, errors.New("-backends and -lbconf exclude each other: give static pools with -static")
+	}
+	if o.status != "" {
+		return o, errors.New("with -lbconf the status page is served at -status-path on the listeners, not at -status")
+	}
+	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
+		return o, fmt.Errorf("-log-level: %w", err)
+	}
+	o.tlsCerts, o.tlsKeys, o.selfSigned = splitList(certs), splitList(keys), splitList(self)
+	if len(o.tlsCerts) != len(o.tlsKeys) {
+		return o, errors.New("-tls-cert and -tls-key must list the same number of files")
+	}
+	if o.https == "" && (len(o.tlsCerts) > 0 || len(o.selfSigned) > 0) {
+		return o, errors.New("with -lbconf, certificates need an -https listen address")
+	}
+	if o.drain < 0 {
+		return o, errors.New("-drain must not be negative")
+	}
+	return o, nil
+}
+
+// siteConfig is the configuration-file mode's site.
+func (o options) siteConfig(logger *slog.Logger) site.Config {
+	cfg := site.Config{LBConf: o.lbconf, Axis2: o.axis2, MemberPort: o.memberPort, Static: o.static,
+		SelfSigned: o.selfSigned, HealthPath: o.healthPath, StatusPath: o.statusPath, DrainDelay: o.drain, Logger: logger}
+	for i := range o.tlsCerts {
+		cfg.Certs = append(cfg.Certs, site.CertFile{Cert: o.tlsCerts[i], Key: o.tlsKeys[i]})
+	}
+	return cfg
+}
+
+// serveFiles runs the configuration-file mode until ctx is done, reloading
+// on every value from reload, then drains.
+func serveFiles(ctx context.Context, o options, logger *slog.Logger, reload <-chan os.Signal) error {
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	var tlsLn net.Listener
+	if o.https != "" {
+		if tlsLn, err = net.Listen("tcp", o.https); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	s, err := site.Start(ctx, o.siteConfig(logger), ln, tlsLn)
+	if err != nil {
+		return err
+	}
+	attrs := []any{"http", ln.Addr().String(), "lbconf", o.lbconf}
+	if tlsLn != nil {
+		attrs = append(attrs, "https", tlsLn.Addr().String())
+	}
+	if m := s.Member(); m != nil {
+		attrs = append(attrs, "member", m.Addr().String())
+	}
+	logger.Info("gateway listening", attrs...)
+	if o.started != nil {
+		o.started(s)
+	}
+	return s.Serve(ctx, reload, o.drain+30*time.Second)
 }
 
 // config turns options into a balancer configuration and backends.
@@ -154,6 +274,12 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.lbconf != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		return serveFiles(ctx, o, logger, hup)
+	}
 	return serve(ctx, o, logger)
 }
 

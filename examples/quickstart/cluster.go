@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
+	"github.com/carbonlb/carbonlb/examples/internal/front"
 	"github.com/carbonlb/carbonlb/examples/internal/listen"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 	"github.com/carbonlb/carbonlb/examples/internal/wire"
@@ -46,18 +46,6 @@ func specs() []nodeSpec {
 	}
 }
 
-// timing is the cluster's failure detection: membership's local timing,
-// made to tolerate a busy machine (a test run under the race detector on two
-// cores) without taking a live node for a failed one. A crashed node is
-// still gone from every member's list in about two seconds.
-func timing() membership.Timing {
-	t := membership.LocalTiming()
-	t.ProbeInterval = 500 * time.Millisecond
-	t.ProbeTimeout = 400 * time.Millisecond
-	t.SuspicionMult = 4
-	return t
-}
-
 // options are quickstart's settings.
 type options struct {
 	freePorts bool // every port free rather than the conventional ones
@@ -67,15 +55,12 @@ type options struct {
 
 // cluster is the running quickstart topology.
 type cluster struct {
-	opts    options
-	lb      *balancer.Balancer
-	feed    *wire.Feed
-	member  *membership.Node // the balancer's own cluster member
-	lbURL   string
-	srv     *http.Server
-	served  chan error
-	watched chan error
-	cancel  context.CancelFunc
+	opts   options
+	front  *front.Front       // the balancer instance
+	lb     *balancer.Balancer // front's balancer
+	feed   *wire.Feed         // front's pools, fed by the cluster
+	member *membership.Node   // the balancer's own cluster member
+	lbURL  string
 
 	nodes map[string]*standin.Server
 	ports map[string][2]int // node → HTTP port, cluster port, kept for restarts
@@ -84,8 +69,8 @@ type cluster struct {
 
 // startCluster starts the manager, the workers and the balancer, and waits
 // until the balancer has learned both pools from the cluster.
-func startCluster(ctx context.Context, o options) (c *cluster, err error) {
-	c = &cluster{opts: o, nodes: make(map[string]*standin.Server), ports: make(map[string][2]int)}
+func startCluster(ctx context.Context, o options) (_ *cluster, err error) {
+	c := &cluster{opts: o, nodes: make(map[string]*standin.Server), ports: make(map[string][2]int)}
 	defer func() {
 		if err != nil {
 			c.close()
@@ -129,59 +114,31 @@ func config(logger *slog.Logger) balancer.Config {
 
 // startBalancer starts the balancer, joins it to the cluster as a member
 // (like the ELB on localMemberPort 4000) and feeds its pools from the
-// cluster's events.
+// cluster's events (front runs wire.Feed).
 func (c *cluster) startBalancer(ctx context.Context) error {
-	lb, err := balancer.New(config(c.opts.logger))
-	if err != nil {
-		return err
-	}
-	c.lb = lb
 	mc := membership.DefaultLocalConfig(domain)
-	mc.Name, mc.WKA, mc.Logger, mc.Timing = "balancer", c.wka, c.opts.logger, timing()
+	mc.Name, mc.WKA, mc.Timing = "balancer", c.wka, wire.LoopbackTiming()
 	if !c.opts.freePorts {
 		mc.Port, mc.PortRetries = lbMember, 10 // as Carbon, take the next port when 4000 is taken
 	}
-	m, note, err := listen.Join(ctx, mc, !c.opts.freePorts)
-	if err != nil {
-		return err
-	}
-	c.member = m
-	c.note(note)
-
-	wctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	c.feed = wire.NewFeed(lb, "http", c.opts.logger)
-	c.watched = make(chan error, 1)
-	go func() { c.watched <- c.feed.Run(wctx, m) }()
-
 	ln, note, err := listen.TCP(loopback, c.port(lbPort), true)
 	if err != nil {
 		return err
 	}
 	c.note(note)
-	c.lbURL = "http://" + ln.Addr().String()
-	c.srv = &http.Server{Handler: withStatus(lb), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(c.opts.logger.Handler(), slog.LevelDebug)}
-	c.served = make(chan error, 1)
-	go func() { c.served <- c.srv.Serve(ln) }()
+	f, err := front.Start(ctx, front.Config{Balancer: config(c.opts.logger), Listener: ln, Member: &mc,
+		FallbackPort: !c.opts.freePorts, StatusPath: statusPath, Logger: c.opts.logger})
+	if err != nil {
+		return err
+	}
+	c.note(f.Note())
+	c.front, c.lb, c.feed, c.member = f, f.Balancer(), f.Feed(), f.Member()
+	c.lbURL = "http://" + f.Addr().String()
 	return nil
 }
 
 // statusPath serves the balancer's status page instead of a backend's answer.
 const statusPath = "/lb-status"
-
-// withStatus answers statusPath with lb's status page and everything else
-// with lb.
-func withStatus(lb *balancer.Balancer) http.Handler {
-	status := lb.StatusHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == statusPath {
-			status.ServeHTTP(w, r)
-			return
-		}
-		lb.ServeHTTP(w, r)
-	})
-}
 
 var loopback = netip.MustParseAddr("127.0.0.1")
 
@@ -221,7 +178,7 @@ func (c *cluster) startNode(ctx context.Context, s nodeSpec) error {
 	}
 	c.note(note)
 	mc := membership.DefaultLocalConfig(domain)
-	mc.Name, mc.SubDomain, mc.Port, mc.WKA, mc.Logger, mc.Timing = s.name, s.subDomain, memberP, c.wka, c.opts.logger, timing()
+	mc.Name, mc.SubDomain, mc.Port, mc.WKA, mc.Logger, mc.Timing = s.name, s.subDomain, memberP, c.wka, c.opts.logger, wire.LoopbackTiming()
 	srv, err := standin.Start(ctx, standin.ServerConfig{Listener: ln, Member: mc, FallbackPort: !restart})
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
@@ -245,23 +202,8 @@ func (c *cluster) kill(name string) error {
 // close stops everything, the balancer first.
 func (c *cluster) close() error {
 	var errs []error
-	if c.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := c.srv.Shutdown(ctx); err != nil {
-			c.srv.Close()
-		}
-		cancel()
-		<-c.served
-	}
-	if c.cancel != nil {
-		c.cancel()
-		<-c.watched
-	}
-	if c.member != nil {
-		errs = append(errs, c.member.Close())
-	}
-	if c.lb != nil {
-		errs = append(errs, c.lb.Close())
+	if c.front != nil {
+		errs = append(errs, c.front.Close())
 	}
 	for _, s := range specs() {
 		if srv, ok := c.nodes[s.name]; ok {

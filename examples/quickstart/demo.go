@@ -29,11 +29,11 @@ const (
 // to out: every claim a line makes was checked. It reports whether every
 // step held.
 func demo(ctx context.Context, c *cluster, out io.Writer) bool {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	tr := &http.Transport{MaxIdleConnsPerHost: demoSessions * 2}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	newSession := func(host string) *standin.Session {
 		return &standin.Session{Client: client, URL: c.lbURL, Host: host}
 	}

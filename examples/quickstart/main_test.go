@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -54,7 +55,7 @@ func testCluster(t *testing.T) (*cluster, *http.Client) {
 			t.Errorf("close: %v", err)
 		}
 	})
-	return c, &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	return c, &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
 // testLogger logs to the test's log from Info, with -v; Warn and above
@@ -68,7 +69,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -316,5 +317,63 @@ func TestFallbackPorts(t *testing.T) {
 		if r, err := u.Get(ctx, "/"); err != nil || r.Node != "manager" {
 			t.Errorf("%s: %v %v", c.lbURL, r, err)
 		}
+	}
+}
+
+func TestRunCanceled(t *testing.T) {
+	checkGoroutines(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var out, errs bytes.Buffer
+	if err := run(ctx, []string{"-once", "-free-ports"}, &out, &errs); err == nil {
+		t.Errorf("run with a canceled context = nil, want an error\n%s", &out)
+	}
+}
+
+// notifyWriter signals each write, so a test can wait for output.
+type notifyWriter struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{}
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case w.wrote <- struct{}{}:
+	default:
+	}
+	return w.b.Write(p)
+}
+
+func (w *notifyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestRunServesUntilCanceled runs the program as a user does: it serves
+// after the demonstration until interrupted, then returns nil.
+func TestRunServesUntilCanceled(t *testing.T) {
+	checkGoroutines(t)
+	ctx, cancel := context.WithCancel(testContext(t))
+	defer cancel()
+	out := &notifyWriter{wrote: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-free-ports"}, out, io.Discard) }()
+	for !strings.Contains(out.String(), "Serving until Ctrl-C.") {
+		select {
+		case <-out.wrote:
+		case err := <-done:
+			t.Fatalf("run returned before serving: %v\n%s", err, out)
+		}
+	}
+	if strings.Contains(out.String(), "FAIL") {
+		t.Errorf("output:\n%s", out)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run after Ctrl-C: %v", err)
 	}
 }

@@ -1,7 +1,3 @@
-// Package listen opens the sockets of the example programs on their
-// conventional ports (the Carbon defaults shifted by a port offset, the
-// balancer's 8290) and falls back to a free port when one is taken, saying
-// so, so that a demonstration runs on a busy machine and in tests.
 package listen
 
 import (
@@ -67,4 +63,21 @@ func Join(ctx context.Context, cfg membership.Config, fallback bool) (*membershi
 		taken = fmt.Sprintf("cluster ports %d-%d are taken", first, last)
 	}
 	return n, fmt.Sprintf("%s; using %d", taken, n.Addr().Port()), nil
+}
+
+// UDP opens a UDP socket on ip:port, falling back to a free port as TCP does.
+func UDP(ip netip.Addr, port int, fallback bool) (net.PacketConn, string, error) {
+	ap := netip.AddrPortFrom(ip, uint16(port))
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+	if err == nil {
+		return pc, "", nil
+	}
+	if port == 0 || !fallback || !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, "", fmt.Errorf("listen on udp %v: %w", ap, err)
+	}
+	pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on udp %v: %w", ip, err)
+	}
+	return pc, fmt.Sprintf("udp port %d is taken; using %d", port, pc.LocalAddr().(*net.UDPAddr).Port), nil
 }

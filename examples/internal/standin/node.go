@@ -1,16 +1,3 @@
-// Package standin is a stand-in for a WSO2 Carbon node in the example
-// programs: an HTTP handler that issues and remembers JSESSIONID sessions the
-// way Tomcat does and says which node answered, a Server that runs one on a
-// listener and joins it to a membership cluster, and a Session that plays
-// one browser user in front of a balancer.
-//
-// A Node answers every path. A request without a session it knows gets a new
-// one:
-//
-//	Set-Cookie: JSESSIONID=<32 upper-case hex digits>; Path=/; HttpOnly
-//
-// and every response names the node in the X-Carbon-Node header and in the
-// body, so a client can tell where the balancer sent it.
 package standin
 
 import (
@@ -32,6 +19,9 @@ const (
 	// HeaderNewSession is "true" when the node created the session for
 	// this request, "false" when it knew it.
 	HeaderNewSession = "X-Carbon-New-Session"
+	// HeaderBalancer echoes the request's X-Forwarded-Server: the balancer
+	// instance that forwarded it.
+	HeaderBalancer = "X-Carbon-Balancer"
 )
 
 // SessionCookie is the name of the session cookie Tomcat (and so Carbon)
@@ -80,6 +70,9 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderNode, n.name)
 	h.Set(HeaderSession, id)
 	h.Set(HeaderNewSession, fmt.Sprint(created))
+	if v := r.Header.Get("X-Forwarded-Server"); v != "" {
+		h.Set(HeaderBalancer, v)
+	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	fmt.Fprintf(w, "%s\n", n.name)

@@ -39,6 +39,7 @@ type Server struct {
 	srv     *http.Server
 	ln      net.Listener
 	served  chan error // Serve's result; nil without a listener
+	url     string
 	note    string
 }
 
@@ -52,6 +53,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	mc := cfg.Member
 	mc.Properties = maps.Clone(mc.Properties)
 	if s.ln != nil {
+		s.url = "http://" + s.ln.Addr().String()
 		if mc.Properties == nil {
 			mc.Properties = make(map[string]string)
 		}
@@ -89,16 +91,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Member() *membership.Node { return s.member }
 
 // URL returns "http://host:port" of the HTTP listener, or "" without one.
-func (s *Server) URL() string {
-	if s.ln == nil {
-		return ""
-	}
-	return "http://" + s.ln.Addr().String()
-}
+func (s *Server) URL() string { return s.url }
 
 // Stop leaves the cluster, so that balancers stop sending new requests,
 // then lets the requests in flight finish and closes the server. ctx bounds
-// both steps; when it ends first the rest is closed at once.
+// both steps; when it ends first the rest is closed at once. Stop and Kill
+// may follow each other in any order, but not run concurrently.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.member.Leave(ctx)
 	if errors.Is(err, membership.ErrClosed) {
@@ -110,6 +108,7 @@ func (s *Server) Stop(ctx context.Context) error {
 			err = errors.Join(err, fmt.Errorf("standin: shut down HTTP: %w", serr))
 		}
 		<-s.served
+		s.srv, s.ln = nil, nil
 	}
 	return err
 }
@@ -127,8 +126,9 @@ func (s *Server) closeHTTP() {
 		if s.ln != nil {
 			s.ln.Close()
 		}
-		return
+	} else {
+		s.srv.Close()
+		<-s.served
 	}
-	s.srv.Close()
-	<-s.served
+	s.srv, s.ln = nil, nil
 }

@@ -31,6 +31,7 @@ type Reply struct {
 	Node       string // the node that answered (X-Carbon-Node)
 	SessionID  string // the session it served (X-Carbon-Session)
 	NewSession bool   // the node created the session for this request
+	Balancer   string // the balancer that forwarded the request, if it said
 }
 
 // Get sends GET path and returns the node's reply. A status other than 200,
@@ -80,6 +81,7 @@ func (s *Session) Get(ctx context.Context, path string) (Reply, error) {
 		Node:       resp.Header.Get(HeaderNode),
 		SessionID:  resp.Header.Get(HeaderSession),
 		NewSession: resp.Header.Get(HeaderNewSession) == "true",
+		Balancer:   resp.Header.Get(HeaderBalancer),
 	}
 	if r.Node == "" {
 		return r, fmt.Errorf("GET %s (Host %s): answer names no node", path, req.Host)

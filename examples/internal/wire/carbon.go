@@ -3,7 +3,6 @@ package wire
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -22,8 +21,9 @@ import (
 // host name. The timing is membership's LAN default.
 //
 // It fails when clustering is not enabled, the scheme is not wka, a value is
-// missing or not usable (such as an installer placeholder), naming the file
-// and line.
+// missing or not usable (such as an installer placeholder), or
+// localMemberHost is a host name rather than an address (or a go-sockaddr
+// template), naming the file and line.
 func MemberConfig(n *carbonconf.Node) (membership.Config, error) {
 	id, err := n.Identity()
 	if err != nil {
@@ -44,6 +44,10 @@ func MemberConfig(n *carbonconf.Node) (membership.Config, error) {
 		return membership.Config{}, fmt.Errorf("%s: clustering parameter domain is not set", file)
 	case id.LocalMemberHost == "":
 		return membership.Config{}, fmt.Errorf("%s: clustering parameter localMemberHost is not set", file)
+	}
+	if _, err := netip.ParseAddr(id.LocalMemberHost); err != nil && !strings.Contains(id.LocalMemberHost, "{{") {
+		return membership.Config{}, fmt.Errorf("%s:%d: localMemberHost %q is not an IP address: cluster members are reached by address (override it with the address of this host)",
+			file, n.Axis2.Clustering.LocalMemberHost.Line, id.LocalMemberHost)
 	}
 	cfg := membership.DefaultConfig(id.Domain)
 	cfg.SubDomain = id.SubDomain
@@ -182,5 +186,5 @@ func SidecarConfig(backendURL string) (addr netip.Addr, props map[string]string,
 	default:
 		return addr, nil, fmt.Errorf("backend %q: scheme %q: want http or https", backendURL, scheme)
 	}
-	return ap.Addr(), maps.Clone(props), nil
+	return ap.Addr(), props, nil
 }

@@ -1,15 +1,3 @@
-// Package wire is the glue of the example programs: it turns the values of
-// one carbonlb package into those of another, in a few readable lines each.
-//
-//   - Feed turns membership events into balancer pools: each alive member
-//     with an HTTP or HTTPS port becomes a backend of the pool named by
-//     membership.Member.Pool ("domain/subDomain").
-//   - MemberConfig turns a Carbon node's files (carbonconf.Node) into a
-//     membership.Config.
-//   - Services turns a loadbalancer.conf (carbonconf.LBConf) into balancer
-//     services.
-//
-// The four packages do not import each other; this is where they meet.
 package wire
 
 import (
@@ -21,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/membership"
@@ -62,14 +51,21 @@ func NewFeed(lb Backends, scheme string, logger *slog.Logger) *Feed {
 }
 
 // Run applies node's events until ctx is done or the node is closed, and
-// returns Watch's error. Run it on its own goroutine.
+// returns Watch's error. Run it on its own goroutine. The node itself is
+// never a backend, even when it advertises ports (a balancer configured from
+// a Carbon axis2.xml may): a balancer must not send requests to itself.
 func (f *Feed) Run(ctx context.Context, node *membership.Node) error {
+	self := node.Name()
+	others := func(ms []membership.Member) []membership.Member {
+		return slices.DeleteFunc(ms, func(m membership.Member) bool { return m.Name == self })
+	}
 	return node.Watch(ctx, func(e membership.Event) {
-		if e.Type == membership.Resync {
-			f.Reset(node.Members())
-			return
+		switch {
+		case e.Type == membership.Resync:
+			f.Reset(others(node.Members()))
+		case e.Member.Name != self:
+			f.Apply(e)
 		}
-		f.Apply(e)
 	})
 }
 
@@ -201,4 +197,19 @@ func MemberBackend(m membership.Member, scheme string) (b balancer.Backend, ok b
 		URL:      scheme + "://" + netip.AddrPortFrom(m.Addr.Addr(), uint16(port)).String(),
 		Metadata: meta,
 	}, true
+}
+
+// LoopbackTiming is membership.LocalTiming made to tolerate a busy machine
+// (end-to-end tests under the race detector, sharing two cores with other
+// test binaries) without taking a live member for a failed one: probes
+// every second with an 800ms timeout, and a longer suspicion. A crashed
+// member is still gone from every list in a few seconds, so a
+// demonstration on one host takes seconds.
+func LoopbackTiming() membership.Timing {
+	t := membership.LocalTiming()
+	t.ProbeInterval = time.Second
+	t.ProbeTimeout = 800 * time.Millisecond
+	t.SuspicionMult = 4
+	t.TCPTimeout = 2 * time.Second
+	return t
 }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carbonlb/carbonlb/examples/internal/standin"
+)
+
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Errorf("%d goroutines outlive the test, want at most %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			<-tick.C
+		}
+	})
+}
+
+func TestRunOnce(t *testing.T) {
+	checkGoroutines(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	var out, errs bytes.Buffer
+	if err := run(ctx, []string{"-once", "-free-ports"}, &out, &errs); err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errs)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"resolves to 127.0.0.1 (elb01) and 127.0.0.2 (elb02)",
+		"each stayed on its app server (appserver-1: ",
+		"elb01 stopped under load:",
+		"0 failed",
+		"Every step held.",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "FAIL") || errs.Len() > 0 {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", got, &errs)
+	}
+}
+
+func TestRunBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"extra"}, {"-sticky-key", "abcd"}, {"-sticky-key", "zz"}, {"-check-interval", "0s"}, {"-log", "loud"}} {
+		if err := run(t.Context(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+			t.Errorf("run(%q) = nil, want an error", args)
+		}
+	}
+}
+
+// TestInstanceLostUnderLoad stops each instance in turn under the load of
+// many users and checks that no request fails and no session moves.
+func TestInstanceLostUnderLoad(t *testing.T) {
+	checkGoroutines(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	d, err := startDeployment(ctx, options{freePorts: true, stickyKey: key, checkInterval: 50 * time.Millisecond,
+		logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	c, err := newClient(d.dnsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	url := "http://" + net.JoinHostPort(siteName, strconv.Itoa(d.port))
+	users := make([]*standin.Session, 12)
+	home := make([]string, len(users))
+	for i := range users {
+		users[i] = &standin.Session{Client: c.Client, URL: url}
+		r, err := users[i].Get(ctx, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		home[i] = r.Node
+	}
+	for _, in := range instances() {
+		res := underLoad(ctx, users, func() {
+			if err := d.stopInstance(ctx, in.name); err != nil {
+				t.Errorf("stop %s: %v", in.name, err)
+			}
+			if err := d.waitHealthy(ctx, 1); err != nil {
+				t.Errorf("DNS still answers with %s: %v", in.name, err)
+			}
+		})
+		total := 0
+		for i, r := range res {
+			total += r.requests
+			for _, err := range r.errs {
+				t.Errorf("%s stopped: user %d: failed GET: %v", in.name, i, err)
+			}
+			if len(r.nodes) != 1 || r.nodes[0] != home[i] {
+				t.Errorf("%s stopped: user %d of %s answered by %v", in.name, i, home[i], r.nodes)
+			}
+			if r.after[in.name] > 0 {
+				t.Errorf("%s stopped: user %d still reached it %d times after it left DNS", in.name, i, r.after[in.name])
+			}
+		}
+		t.Logf("%s stopped: %d GETs", in.name, total)
+		if err := d.restartInstance(ctx, in.name); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.waitHealthy(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRunCanceled(t *testing.T) {
+	checkGoroutines(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var out, errs bytes.Buffer
+	if err := run(ctx, []string{"-once", "-free-ports"}, &out, &errs); err == nil {
+		t.Errorf("run with a canceled context = nil, want an error\n%s", &out)
+	}
+}

@@ -1,0 +1,233 @@
+package front
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/carbonlb/carbonlb/balancer"
+	"github.com/carbonlb/carbonlb/examples/internal/listen"
+	"github.com/carbonlb/carbonlb/examples/internal/wire"
+	"github.com/carbonlb/carbonlb/membership"
+)
+
+// Config configures a Front.
+type Config struct {
+	// Balancer is the balancer's configuration.
+	Balancer balancer.Config
+	// Listener is where the instance serves HTTP. Required; Front closes it.
+	Listener net.Listener
+	// TLSListener, when not nil, is where the instance serves HTTPS (HTTP/2
+	// and HTTP/1.1) with TLSConfig, which is then required; Front closes it.
+	TLSListener net.Listener
+	TLSConfig   *tls.Config
+	// Member, when not nil, joins the instance to the cluster, and its
+	// pools follow the members' events (see wire.Feed).
+	Member *membership.Config
+	// FallbackPort joins from a free cluster port when Member.Port is taken.
+	FallbackPort bool
+	// HealthPath answers 200 while the instance can serve: 503 once it
+	// drains, and while a service has no healthy backend (as before the
+	// pools are learned). Whatever sends the instance traffic checks it.
+	// Empty means "/healthz".
+	HealthPath string
+	// DrainDelay is how long Shutdown goes on accepting connections after
+	// the health endpoint turned 503, so that whatever fronts the instance
+	// notices and clients that resolved it before stop coming: a listener
+	// closed under them would reset the connections it had not accepted
+	// yet. Zero means none.
+	DrainDelay time.Duration
+	// StatusPath, when not empty, serves the balancer's status page.
+	StatusPath string
+	// Logger receives the instance's log. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Front is a running balancer instance.
+type Front struct {
+	lb       *balancer.Balancer
+	feed     *wire.Feed
+	member   *membership.Node
+	note     string
+	srv      *http.Server
+	tlsSrv   *http.Server
+	ln       net.Listener
+	tlsLn    net.Listener
+	served   chan error // one result per server started
+	watched  chan error
+	cancel   context.CancelFunc
+	delay    time.Duration
+	health   http.Handler // the balancer's own health check
+	draining atomic.Bool
+}
+
+// Start starts an instance. On error nothing keeps running and the listener
+// is closed.
+func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	f := &Front{ln: cfg.Listener, tlsLn: cfg.TLSListener, delay: cfg.DrainDelay}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	if f.tlsLn != nil && cfg.TLSConfig == nil {
+		return nil, errors.New("front: TLSListener without TLSConfig")
+	}
+	cfg.Balancer.Logger = logger
+	if f.lb, err = balancer.New(cfg.Balancer); err != nil {
+		return nil, err
+	}
+	if cfg.Member != nil {
+		mc := *cfg.Member
+		if mc.Logger == nil {
+			mc.Logger = logger
+		}
+		if f.member, f.note, err = listen.Join(ctx, mc, cfg.FallbackPort); err != nil {
+			return nil, err
+		}
+		wctx, cancel := context.WithCancel(context.Background())
+		f.cancel = cancel
+		f.feed = wire.NewFeed(f.lb, "http", logger)
+		f.watched = make(chan error, 1)
+		go func() { f.watched <- f.feed.Run(wctx, f.member) }()
+	}
+	health := cfg.HealthPath
+	if health == "" {
+		health = "/healthz"
+	}
+	status := f.lb.StatusHandler()
+	f.health = f.lb.HealthHandler()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == health:
+			f.serveHealth(w, r)
+		case cfg.StatusPath != "" && r.URL.Path == cfg.StatusPath:
+			status.ServeHTTP(w, r)
+		default:
+			f.lb.ServeHTTP(w, r)
+		}
+	})
+	newServer := func() *http.Server {
+		return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	}
+	f.served = make(chan error, 2)
+	f.srv = newServer()
+	go func() { f.served <- f.srv.Serve(f.ln) }()
+	if f.tlsLn != nil {
+		f.tlsSrv = newServer()
+		f.tlsSrv.TLSConfig = cfg.TLSConfig
+		go func() { f.served <- f.tlsSrv.ServeTLS(f.tlsLn, "", "") }()
+	}
+	return f, nil
+}
+
+func (f *Front) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if f.draining.Load() {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "draining")
+		return
+	}
+	f.health.ServeHTTP(w, r)
+}
+
+// Balancer returns the instance's balancer.
+func (f *Front) Balancer() *balancer.Balancer { return f.lb }
+
+// Feed returns the Feed of the instance's pools, nil without Member.
+func (f *Front) Feed() *wire.Feed { return f.feed }
+
+// Member returns the instance's cluster member, nil without one.
+func (f *Front) Member() *membership.Node { return f.member }
+
+// Note says when the cluster port is not the one asked for, or "".
+func (f *Front) Note() string { return f.note }
+
+// Addr returns the address the instance serves HTTP on.
+func (f *Front) Addr() net.Addr { return f.ln.Addr() }
+
+// TLSAddr returns the address the instance serves HTTPS on, nil without one.
+func (f *Front) TLSAddr() net.Addr {
+	if f.tlsLn == nil {
+		return nil
+	}
+	return f.tlsLn.Addr()
+}
+
+// Drain makes the health endpoint answer 503, so that whatever fronts the
+// instance sends it no new clients; requests are still served.
+func (f *Front) Drain() { f.draining.Store(true) }
+
+// Shutdown drains the instance for Config.DrainDelay, leaves the cluster,
+// waits for the requests in flight (or ctx) and closes everything.
+func (f *Front) Shutdown(ctx context.Context) error {
+	f.Drain()
+	if f.delay > 0 {
+		t := time.NewTimer(f.delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	var errs []error
+	if f.member != nil {
+		if err := f.member.Leave(ctx); err != nil && !errors.Is(err, membership.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for _, srv := range []*http.Server{f.srv, f.tlsSrv} {
+		if srv != nil {
+			if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(append(errs, f.Close())...)
+}
+
+// Close stops everything at once. It is idempotent, but not safe to call
+// concurrently with itself or Shutdown.
+func (f *Front) Close() error {
+	if f.srv != nil {
+		f.srv.Close()
+		<-f.served
+		f.srv = nil
+	} else if f.ln != nil {
+		f.ln.Close()
+	}
+	if f.tlsSrv != nil {
+		f.tlsSrv.Close()
+		<-f.served
+		f.tlsSrv = nil
+	} else if f.tlsLn != nil {
+		f.tlsLn.Close()
+	}
+	if f.cancel != nil {
+		f.cancel()
+		<-f.watched
+		f.cancel = nil
+	}
+	var errs []error
+	if f.member != nil {
+		if err := f.member.Close(); err != nil && !errors.Is(err, membership.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if f.lb != nil {
+		errs = append(errs, f.lb.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,252 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/carbonlb/carbonlb/balancer"
+	"github.com/carbonlb/carbonlb/carbonconf"
+	"github.com/carbonlb/carbonlb/examples/internal/front"
+	"github.com/carbonlb/carbonlb/examples/internal/wire"
+	"github.com/carbonlb/carbonlb/membership"
+)
+
+// CertFile is a PEM certificate chain and its key (ssl_certificate and
+// ssl_certificate_key), served for the names in the certificate.
+type CertFile struct {
+	Cert, Key string
+}
+
+// Config names a site's files and settings.
+type Config struct {
+	// LBConf is the loadbalancer.conf path: its services' domains become
+	// balancer services (see wire.Services). Required.
+	LBConf string
+	// Axis2 is an axis2.xml whose clustering section makes the balancer a
+	// cluster member whose pools follow the members (the ELB's own
+	// axis2.xml). "" means no membership. Read at Start only.
+	Axis2 string
+	// MemberPort, when not nil, replaces axis2.xml's localMemberPort (0
+	// means any free port).
+	MemberPort *int
+	// Static lists backends that are not members, "pool=url,url;pool=url"
+	// (see wire.StaticBackends). Re-read by Reload.
+	Static string
+	// Certs and SelfSigned are the certificates served by SNI on the TLS
+	// listener; SelfSigned names hosts for a generated certificate.
+	Certs      []CertFile
+	SelfSigned []string
+	// HealthPath, when not empty, turns on active HTTP health checks of
+	// every pool on this path.
+	HealthPath string
+	// StatusPath, when not empty, serves the status page on the listeners.
+	StatusPath string
+	// DrainDelay is how long Shutdown keeps accepting after /healthz turned
+	// 503 (see front.Config.DrainDelay).
+	DrainDelay time.Duration
+	// Logger receives the site's log. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Site is a running balancer built from files.
+type Site struct {
+	cfg   Config
+	front *front.Front
+	certs *balancer.CertStore
+
+	mu     sync.Mutex // serialises Reload
+	static []string   // pools set from Static; guarded by mu
+}
+
+// load reads loadbalancer.conf and the static backends.
+func (c Config) load() (balancer.Config, map[string][]balancer.Backend, error) {
+	lbc, err := carbonconf.LoadLBConf(c.LBConf)
+	if err != nil {
+		return balancer.Config{}, nil, err
+	}
+	for _, w := range lbc.Warnings {
+		c.Logger.Warn("loadbalancer.conf", "warning", w.Error())
+	}
+	services, err := wire.Services(lbc)
+	if err != nil {
+		return balancer.Config{}, nil, err
+	}
+	if c.HealthPath != "" {
+		for i := range services {
+			services[i].Health.Active = balancer.CheckHTTP
+			services[i].Health.Path = c.HealthPath
+		}
+	}
+	cfg := balancer.DefaultConfig()
+	cfg.Services = services
+	cfg.Logger = c.Logger
+	static, err := wire.StaticBackends(c.Static)
+	if err != nil {
+		return balancer.Config{}, nil, err
+	}
+	return cfg, static, nil
+}
+
+// Start reads the files and serves ln (HTTP) and, when not nil, tlsLn
+// (HTTPS, which needs Certs or SelfSigned). On error the listeners are
+// closed.
+func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	closeAll := func() {
+		ln.Close()
+		if tlsLn != nil {
+			tlsLn.Close()
+		}
+	}
+	bcfg, static, err := cfg.load()
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	fc := front.Config{Balancer: bcfg, Listener: ln, TLSListener: tlsLn, StatusPath: cfg.StatusPath,
+		DrainDelay: cfg.DrainDelay, Logger: cfg.Logger}
+	s = &Site{cfg: cfg}
+	if tlsLn != nil {
+		if s.certs, err = loadCerts(cfg); err != nil {
+			closeAll()
+			return nil, err
+		}
+		fc.TLSConfig = s.certs.TLSConfig()
+	}
+	if cfg.Axis2 != "" {
+		a, err := carbonconf.LoadAxis2(cfg.Axis2)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		mc, err := wire.MemberConfig(&carbonconf.Node{Axis2: a})
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		if cfg.MemberPort != nil {
+			mc.Port = *cfg.MemberPort
+			if mc.Port == 0 {
+				mc.PortRetries = 0
+			}
+		}
+		fc.Member = &mc
+	}
+	if s.front, err = front.Start(ctx, fc); err != nil {
+		return nil, err
+	}
+	if err := s.setStatic(static); err != nil {
+		s.front.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func loadCerts(cfg Config) (*balancer.CertStore, error) {
+	if len(cfg.Certs) == 0 && len(cfg.SelfSigned) == 0 {
+		return nil, errors.New("site: HTTPS needs a certificate: give certificate files or self-signed host names")
+	}
+	store := &balancer.CertStore{CheckInterval: -1} // reloaded on Reload only
+	for _, c := range cfg.Certs {
+		if err := store.AddFiles(c.Cert, c.Key); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.SelfSigned) > 0 {
+		c, err := balancer.SelfSigned(cfg.SelfSigned...)
+		if err != nil {
+			return nil, err
+		}
+		if err := store.AddCertificate(c); err != nil {
+			return nil, err
+		}
+	}
+	return store, nil
+}
+
+// setStatic sets the static pools and empties those no longer listed.
+func (s *Site) setStatic(static map[string][]balancer.Backend) error {
+	lb := s.front.Balancer()
+	for _, pool := range s.static {
+		if _, ok := static[pool]; !ok {
+			if err := lb.SetBackends(pool, nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, pool := range slices.Sorted(maps.Keys(static)) {
+		if err := lb.SetBackends(pool, static[pool]); err != nil {
+			return fmt.Errorf("static pool %s: %w", pool, err)
+		}
+	}
+	s.static = slices.Sorted(maps.Keys(static))
+	return nil
+}
+
+// Reload re-reads loadbalancer.conf, the static backends and the
+// certificate files and applies them atomically: requests in flight finish
+// under the old configuration, connections stay open, and sessions and
+// health state survive. On error the running configuration is kept.
+func (s *Site) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bcfg, static, err := s.cfg.load()
+	if err != nil {
+		return err
+	}
+	if err := s.front.Balancer().Update(bcfg); err != nil {
+		return err
+	}
+	if err := s.setStatic(static); err != nil {
+		return err
+	}
+	if s.certs != nil {
+		if err := s.certs.Reload(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Front returns the running instance.
+func (s *Site) Front() *front.Front { return s.front }
+
+// Member returns the site's cluster member, nil without Axis2.
+func (s *Site) Member() *membership.Node { return s.front.Member() }
+
+// Shutdown drains and stops the site (see front.Front.Shutdown).
+func (s *Site) Shutdown(ctx context.Context) error { return s.front.Shutdown(ctx) }
+
+// Close stops the site at once.
+func (s *Site) Close() error { return s.front.Close() }
+
+// Serve reloads the site on every value received from reload, logging the
+// outcome, until ctx is done; it then drains and shuts the site down within
+// timeout and returns Shutdown's error.
+func (s *Site) Serve(ctx context.Context, reload <-chan os.Signal, timeout time.Duration) error {
+	for {
+		select {
+		case <-reload:
+			if err := s.Reload(); err != nil {
+				s.cfg.Logger.Error("reload failed; the running configuration is kept", "err", err)
+			} else {
+				s.cfg.Logger.Info("reloaded", "lbconf", s.cfg.LBConf)
+			}
+		case <-ctx.Done():
+			s.cfg.Logger.Info("draining")
+			sctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			return s.Shutdown(sctx)
+		}
+	}
+}
