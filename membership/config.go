@@ -166,7 +166,8 @@ type Timing struct {
 }
 
 // LANTiming returns the timing for a local network, the default. It is
-// memberlist's DefaultLANConfig with a shorter suspicion and full-state
+// memberlist's DefaultLANConfig with a shorter least suspicion time, a
+// shorter reclaim time for the names of failed members, and full-state
 // exchanges after a join.
 func LANTiming() Timing {
 	return Timing{
@@ -174,9 +175,9 @@ func LANTiming() Timing {
 		ProbeTimeout:            500 * time.Millisecond, // memberlist LAN default
 		IndirectChecks:          3,                      // memberlist LAN default
 		SuspicionMult:           3,                      // memberlist: 4; 3 gives 5.1s at 50 members, one confirmation needed
-		SuspicionMaxTimeoutMult: 4,                      // memberlist: 6; 20s at 50 members with no confirmation
+		SuspicionMaxTimeoutMult: 6,                      // memberlist LAN default: a wrongly suspected member has up to 30s to refute
 		GossipInterval:          200 * time.Millisecond, // memberlist LAN default
-		GossipNodes:             4,                      // memberlist: 3; one more spreads a failure a round sooner
+		GossipNodes:             3,                      // memberlist LAN default
 		RetransmitMult:          4,                      // memberlist LAN default
 		GossipToTheDeadTime:     30 * time.Second,       // memberlist LAN default
 		PushPullInterval:        30 * time.Second,       // memberlist LAN default
@@ -199,7 +200,7 @@ func LocalTiming() Timing {
 		ProbeTimeout:            100 * time.Millisecond, // loopback answers in microseconds
 		IndirectChecks:          1,                      // as memberlist's DefaultLocalConfig
 		SuspicionMult:           3,                      // 0.6s to 1.2s of suspicion for up to 100 members
-		SuspicionMaxTimeoutMult: 4,                      // as LANTiming
+		SuspicionMaxTimeoutMult: 4,                      // a shorter bound than LANTiming's 6
 		GossipInterval:          50 * time.Millisecond,  // gossip four times as often as LAN
 		GossipNodes:             3,                      // memberlist default
 		RetransmitMult:          3,                      // a little more than memberlist's local 2: tests lose packets on purpose
@@ -257,10 +258,12 @@ type ConfigError struct {
 	Err   error  // what is wrong
 }
 
+// Error returns "membership: config Field: reason".
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("membership: config %s: %v", e.Field, e.Err)
 }
 
+// Unwrap returns Err.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // withDefaults returns a copy of c with zero fields set to their documented

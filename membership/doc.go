@@ -34,8 +34,8 @@
 // checked. After a join the node exchanges full state with a well-known
 // member a few more times (Timing.SyncAfterJoin), which bounds the time for a
 // crowd of nodes joining at once to converge; LANTiming also shortens
-// memberlist's suspicion so that a failed node is gone from every list in
-// under 8 s at 50 members. docs/membership.md has the measurements.
+// memberlist's suspicion, so that a failed node is gone from every list
+// sooner. docs/membership.md has the measurements.
 //
 // # Events
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type Event struct {
 	Member Member // the member after the change; zero for Resync
 }
 
+// String describes the event: "joined 10.0.0.2:4000 (wso2.esb.domain/worker 10.0.0.2:4000)".
 func (e Event) String() string {
 	if e.Type == Resync {
 		return "resync"
@@ -67,8 +69,9 @@ var ErrClosed = errors.New("membership: node closed")
 type hub struct {
 	size int // queue bound per subscriber
 
-	mu      sync.Mutex        // protects the fields below
-	members map[string]Member // current members by name, as the events left them
+	mu      sync.Mutex                // protects the fields below
+	members map[string]Member         // current members by name, as the events left them
+	byAddr  map[netip.AddrPort]string // name of the member at each address
 	subs    map[*subscriber]struct{}
 	closed  bool
 	dropped int64 // events dropped for slow subscribers, for Health
@@ -80,7 +83,7 @@ type subscriber struct {
 }
 
 func newHub(size int) *hub {
-	return &hub{size: size, members: make(map[string]Member), subs: make(map[*subscriber]struct{})}
+	return &hub{size: size, members: make(map[string]Member), byAddr: make(map[netip.AddrPort]string), subs: make(map[*subscriber]struct{})}
 }
 
 // publish records e and queues it for every subscriber. When a subscriber
@@ -91,9 +94,13 @@ func (h *hub) publish(e Event) {
 	if h.closed {
 		return
 	}
+	if old, ok := h.members[e.Member.Name]; ok && h.byAddr[old.Addr] == old.Name {
+		delete(h.byAddr, old.Addr)
+	}
 	switch e.Type {
 	case Joined, Updated:
 		h.members[e.Member.Name] = e.Member
+		h.byAddr[e.Member.Addr] = e.Member.Name
 	case Left, Failed:
 		delete(h.members, e.Member.Name)
 	}
@@ -175,6 +182,14 @@ func (h *hub) snapshot() []Member {
 	h.mu.Unlock()
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// present reports whether a member other than self is at a.
+func (h *hub) present(a netip.AddrPort, self string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	name, ok := h.byAddr[a]
+	return ok && name != self
 }
 
 func (h *hub) count() int {

@@ -190,6 +190,20 @@ func decodeMeta(b []byte) (meta, error) {
 	return m, nil
 }
 
+// metaDomainIs reports whether metadata b is valid up to its domain and
+// names domain. It allocates nothing: memberlist asks for every alive message
+// it receives, duplicates included, with its node lock held.
+func metaDomainIs(b []byte, domain string) bool {
+	if len(b) < 2 || b[0] != metaVersion || b[1]&^metaLeaving != 0 {
+		return false
+	}
+	n, k := binary.Uvarint(b[2:])
+	if k <= 0 || n > uint64(len(b)-2-k) {
+		return false
+	}
+	return string(b[2+k:2+k+int(n)]) == domain
+}
+
 // memberOf converts a memberlist node, whose State memberlist leaves unset,
 // with state st. A node whose metadata does not decode is returned with ok
 // false.

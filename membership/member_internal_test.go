@@ -34,6 +34,27 @@ func TestMetaRoundTrip(t *testing.T) {
 	}
 }
 
+func TestMetaDomainIs(t *testing.T) {
+	b, _ := meta{Domain: "wso2.esb.domain", SubDomain: "mgt", Leaving: true}.encode()
+	for _, tc := range []struct {
+		b      []byte
+		domain string
+		want   bool
+	}{
+		{b, "wso2.esb.domain", true},
+		{b, "wso2.as.domain", false},
+		{b, "wso2.esb.domai", false},
+		{b[:5], "wso2.esb.domain", false},
+		{nil, "", false},
+		{[]byte{2, 0, 0}, "", false},
+		{[]byte{1, 0, 0}, "", true},
+	} {
+		if got := metaDomainIs(tc.b, tc.domain); got != tc.want {
+			t.Errorf("metaDomainIs(%x, %q) = %v, want %v", tc.b, tc.domain, got, tc.want)
+		}
+	}
+}
+
 func TestMetaLimit(t *testing.T) {
 	// 1 version + 1 flags + 2 domain + 1 sub-domain + 1 count + 2 key = 8
 	// bytes of framing around the value, whose length takes 2 bytes.
@@ -62,6 +83,9 @@ func FuzzDecodeMeta(f *testing.F) {
 		m, err := decodeMeta(b)
 		if err != nil {
 			return
+		}
+		if !metaDomainIs(b, m.Domain) {
+			t.Fatalf("metaDomainIs(%x, %q) = false for decoded metadata", b, m.Domain)
 		}
 		again, err := m.encode()
 		if err != nil {

@@ -324,17 +324,8 @@ func (n *Node) tryJoin(ctx context.Context, addrs []netip.AddrPort) []netip.Addr
 	return joined
 }
 
-// memberAddrs returns the addresses of the members other than the node
-// itself.
-func (n *Node) memberAddrs() map[netip.AddrPort]bool {
-	out := make(map[netip.AddrPort]bool)
-	for _, m := range n.hub.snapshot() {
-		if m.Name != n.name {
-			out[m.Addr] = true
-		}
-	}
-	return out
-}
+// present reports whether a member other than the node itself is at a.
+func (n *Node) present(a netip.AddrPort) bool { return n.hub.present(a, n.name) }
 
 // jitter returns d ± 20%.
 func jitter(d time.Duration) time.Duration {
@@ -398,15 +389,14 @@ func (n *Node) run(ctx context.Context, joined bool) {
 				addrs = n.others(addrs)
 				resolvedAt = now
 			}
-			present := n.memberAddrs()
 			var due []netip.AddrPort
 			for a := range retries {
-				if present[a] || !slices.Contains(addrs, a) {
+				if n.present(a) || !slices.Contains(addrs, a) {
 					delete(retries, a)
 				}
 			}
 			for _, a := range addrs {
-				if present[a] {
+				if n.present(a) {
 					continue
 				}
 				r := retries[a]
@@ -458,14 +448,17 @@ func (n *Node) syncState(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	present := n.memberAddrs()
 	var wka, all []netip.AddrPort
-	for a := range present {
-		all = append(all, a)
-	}
 	for _, t := range n.wka {
-		if t.host == "" && present[t.addr] {
+		if t.host == "" && n.present(t.addr) {
 			wka = append(wka, t.addr)
+		}
+	}
+	if len(wka) == 0 {
+		for _, m := range n.hub.snapshot() {
+			if m.Name != n.name {
+				all = append(all, m.Addr)
+			}
 		}
 	}
 	pick := wka
@@ -551,9 +544,8 @@ func (n *Node) Leave(ctx context.Context) error {
 	if n.closed.Load() {
 		return ErrClosed
 	}
-	// Stop the rejoin loop first so it does not join again.
+	// Stop the rejoin loop so it does not join again; Close waits for it.
 	n.cancel()
-	<-n.done
 	timeout := n.cfg.Timing.TCPTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -591,10 +583,13 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
 		n.cancel()
-		<-n.done
+		// Shut memberlist down before waiting for the rejoin loop: closing
+		// the transport ends a join or state exchange in flight, which
+		// memberlist would otherwise let run up to Timing.TCPTimeout.
 		if err := n.ml.Shutdown(); err != nil {
 			n.closeErr = fmt.Errorf("membership: close: %w", err)
 		}
+		<-n.done
 		n.hub.close()
 	})
 	return n.closeErr
@@ -635,13 +630,12 @@ func (n *Node) Health() Health {
 		StreamBytes:   n.tr.streams.Load(),
 		DroppedEvents: n.hub.droppedEvents(),
 	}
-	present := n.memberAddrs()
 	for _, t := range n.wka {
 		if t.host != "" || t.addr == n.addr || t.addr == n.bind {
 			continue
 		}
 		h.WKA++
-		if present[t.addr] {
+		if n.present(t.addr) {
 			h.WKAAlive++
 		}
 	}
@@ -666,14 +660,14 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 
 // check refuses a member that does not advertise this node's domain.
 func (d *delegate) check(p *memberlist.Node) error {
+	if metaDomainIs(p.Meta, d.n.cfg.Domain) {
+		return nil
+	}
 	md, err := decodeMeta(p.Meta)
 	if err != nil {
 		return fmt.Errorf("membership: member %s: %w", p.Name, err)
 	}
-	if md.Domain != d.n.cfg.Domain {
-		return fmt.Errorf("membership: member %s is in domain %q, not %q", p.Name, md.Domain, d.n.cfg.Domain)
-	}
-	return nil
+	return fmt.Errorf("membership: member %s is in domain %q, not %q", p.Name, md.Domain, d.n.cfg.Domain)
 }
 
 // NotifyAlive refuses members of another domain.
@@ -720,11 +714,46 @@ func (d *delegate) NotifyLeave(p *memberlist.Node) {
 	}
 }
 
-// countingTransport counts the bytes a node sends.
+// countingTransport counts the bytes a node sends, and closes the streams it
+// dialled when it shuts down.
 type countingTransport struct {
 	memberlist.NodeAwareTransport
 	packets atomic.Int64 // bytes written as packets
 	streams atomic.Int64 // bytes written and read on dialled streams
+
+	mu    sync.Mutex // protects conns and down
+	conns map[*countingConn]struct{}
+	down  bool
+}
+
+// track wraps a dialled stream, or closes it when the transport is down.
+func (t *countingTransport) track(c net.Conn) (net.Conn, error) {
+	cc := &countingConn{Conn: c, t: t}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.down {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	if t.conns == nil {
+		t.conns = make(map[*countingConn]struct{})
+	}
+	t.conns[cc] = struct{}{}
+	return cc, nil
+}
+
+// Shutdown closes the dialled streams still open and shuts the transport
+// down.
+func (t *countingTransport) Shutdown() error {
+	t.mu.Lock()
+	t.down = true
+	conns := t.conns
+	t.conns = nil
+	t.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
+	return t.NodeAwareTransport.Shutdown()
 }
 
 func (t *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
@@ -742,7 +771,7 @@ func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: c, n: &t.streams}, nil
+	return t.track(c)
 }
 
 func (t *countingTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
@@ -750,24 +779,31 @@ func (t *countingTransport) DialAddressTimeout(a memberlist.Address, timeout tim
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: c, n: &t.streams}, nil
+	return t.track(c)
 }
 
 type countingConn struct {
 	net.Conn
-	n *atomic.Int64
+	t *countingTransport
 }
 
 func (c *countingConn) Read(b []byte) (int, error) {
 	k, err := c.Conn.Read(b)
-	c.n.Add(int64(k))
+	c.t.streams.Add(int64(k))
 	return k, err
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
 	k, err := c.Conn.Write(b)
-	c.n.Add(int64(k))
+	c.t.streams.Add(int64(k))
 	return k, err
+}
+
+func (c *countingConn) Close() error {
+	c.t.mu.Lock()
+	delete(c.t.conns, c)
+	c.t.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // logBridge turns memberlist's log lines, "[LEVEL] memberlist: message",

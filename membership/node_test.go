@@ -281,7 +281,8 @@ func TestOnlyWKARestarted(t *testing.T) {
 		c.waitUntil(5*time.Second, "6 nodes converge", func() bool { return c.converged(seq(1, 6)...) })
 		c.stop(1)
 		c.waitUntil(10*time.Second, "WKA member gone", func() bool { return c.converged(seq(2, 6)...) })
-		// A network hiccup on the way back: the others' first retries fail.
+		// Restarted with the same address and name: the others' rejoin
+		// loops, retrying it since it failed, bring it back.
 		c.join(1, memConfig(t, nw, 1, "10.0.0.1:4000"))
 		d := c.waitUntil(10*time.Second, "everyone back", func() bool { return c.converged(seq(1, 6)...) })
 		t.Logf("everyone back %v after the restart (virtual time)", d)

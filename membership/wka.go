@@ -18,10 +18,12 @@ type WKAError struct {
 	Err  error  // what is wrong
 }
 
+// Error returns "membership: well-known address \"expr\": col N: reason".
 func (e *WKAError) Error() string {
 	return fmt.Sprintf("membership: well-known address %q: col %d: %v", e.Expr, e.Col, e.Err)
 }
 
+// Unwrap returns Err.
 func (e *WKAError) Unwrap() error { return e.Err }
 
 // ParseWKA validates a well-known address expression and expands it into

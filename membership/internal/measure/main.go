@@ -191,45 +191,68 @@ func rawTiming() membership.Timing {
 
 // view tracks, from a node's events, which members it lists.
 type view struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // protects the fields below
 	members map[string]bool
 	full    time.Time // when members first held every node
+	ok      bool      // meets the tracker's condition; guarded by tracker.mu too
 }
 
-// tracker signals when every node lists want members and not gone.
+// tracker signals when every tracked view lists want members and not gone.
+// Each event updates one view and a count, so a check costs O(1).
 type tracker struct {
-	mu    sync.Mutex // protects the fields below
-	views []*view
-	want  int
-	gone  string
-	done  chan struct{} // closed once the condition holds
-	fired bool
+	mu      sync.Mutex // protects the fields below and view.ok
+	tracked map[*view]bool
+	want    int
+	gone    string
+	okCount int
+	done    chan struct{} // closed once the condition holds
+	fired   bool
 }
 
-func (t *tracker) check() {
+// update re-evaluates v after a change; v.mu must be held.
+func (t *tracker) update(v *view) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.fired {
+	if !t.tracked[v] {
 		return
 	}
-	for _, v := range t.views {
-		v.mu.Lock()
-		ok := len(v.members) == t.want && (t.gone == "" || !v.members[t.gone])
-		v.mu.Unlock()
-		if !ok {
-			return
+	ok := len(v.members) == t.want && (t.gone == "" || !v.members[t.gone])
+	if ok != v.ok {
+		v.ok = ok
+		if ok {
+			t.okCount++
+		} else {
+			t.okCount--
 		}
 	}
-	t.fired = true
-	close(t.done)
+	if !t.fired && t.okCount == len(t.tracked) {
+		t.fired = true
+		close(t.done)
+	}
 }
 
 // arm sets a new condition over views and returns its channel.
 func (t *tracker) arm(views []*view, want int, gone string) <-chan struct{} {
+	for _, v := range views {
+		v.mu.Lock()
+	}
+	defer func() {
+		for _, v := range views {
+			v.mu.Unlock()
+		}
+	}()
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.views, t.want, t.gone = views, want, gone
+	t.tracked = make(map[*view]bool)
+	t.want, t.gone, t.okCount = want, gone, 0
 	t.done, t.fired = make(chan struct{}), false
+	for _, v := range views {
+		t.tracked[v] = true
+		v.ok = false
+	}
+	t.mu.Unlock()
+	for _, v := range views {
+		t.update(v)
+	}
 	return t.done
 }
 
@@ -319,18 +342,20 @@ func run(rc runConfig) (res result) {
 					if len(v.members) == rc.nodes && v.full.IsZero() {
 						v.full = time.Now()
 					}
+					tr.update(v)
 					v.mu.Unlock()
-					tr.check()
 				})
 			})
 		})
 	}
 	joins.Wait()
+	if rc.trace {
+		fmt.Printf("  every Join returned at %.2fs\n", time.Since(start).Seconds())
+	}
 	if err := errors.Join(errs...); err != nil {
 		res.err = err
 		return res
 	}
-	tr.check()
 	bound := time.NewTimer(rc.timeout)
 	defer bound.Stop()
 	select {
@@ -374,13 +399,21 @@ func run(rc runConfig) (res result) {
 		t1 := time.Now()
 		nodes[victim].Close()
 		nodes[victim] = nil
-		tr.check()
 		bound.Reset(rc.timeout)
 		select {
 		case <-detected:
 			res.detect = time.Since(t1)
 		case <-bound.C:
-			res.err = fmt.Errorf("stopped node still listed after %v", rc.timeout)
+			rest := slices.Delete(slices.Clone(views), victim, victim+1)
+			still := 0
+			for _, v := range rest {
+				v.mu.Lock()
+				if v.members[name] {
+					still++
+				}
+				v.mu.Unlock()
+			}
+			res.err = fmt.Errorf("stopped node still listed by %d nodes after %v; members listed×nodes: %s", still, rc.timeout, sizes(rest))
 		}
 	}
 	return res
