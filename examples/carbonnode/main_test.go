@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,30 +17,13 @@ import (
 
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/carbonconf"
+	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 	"github.com/carbonlb/carbonlb/examples/internal/wire"
 	"github.com/carbonlb/carbonlb/membership"
 )
 
 const domain = "wso2.esb.domain"
-
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("%d goroutines outlive the test, want at most %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			<-tick.C
-		}
-	})
-}
 
 // copyHome copies testdata/carbon-home into a temporary directory.
 func copyHome(t *testing.T) string {
@@ -179,7 +161,7 @@ func (b *syncBuffer) String() string {
 }
 
 func TestNodeFromProductHome(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	f := startFront(t)
@@ -235,7 +217,7 @@ func TestNodeFromProductHome(t *testing.T) {
 }
 
 func TestSidecar(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	f := startFront(t)
@@ -265,7 +247,7 @@ func TestSidecar(t *testing.T) {
 // A localMemberHost that is a host name (seed 004 writes one) is refused
 // with its file and line, and -member-host replaces it.
 func TestMemberHostName(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	home := workerHostAt(t)
 	err := run(t.Context(), []string{"-home", home, "-member-port", "0", "-http", "127.0.0.1:0"}, io.Discard, io.Discard)
 	if err == nil || !regexp.MustCompile(`axis2\.xml:\d+: localMemberHost "local\.localhost" is not an IP address`).MatchString(err.Error()) {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/site"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 )
@@ -326,7 +327,7 @@ func TestFileModeReloadAndDrain(t *testing.T) {
 	for _, c := range closers {
 		c.Close()
 	}
-	waitGoroutines(t, before)
+	leakcheck.Wait(t, before)
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -336,23 +337,6 @@ func writeFile(t *testing.T, path, content string) {
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitGoroutines fails when more than n goroutines still run after five
-// seconds.
-func waitGoroutines(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Errorf("%d goroutines outlive the gateway, want at most %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
-			return
-		}
-		<-tick.C
 	}
 }
 

@@ -5,35 +5,17 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 )
 
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("%d goroutines outlive the test, want at most %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			<-tick.C
-		}
-	})
-}
-
 func TestRunOnce(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	var out, errs bytes.Buffer
@@ -68,7 +50,7 @@ func TestRunBadFlags(t *testing.T) {
 // TestInstanceLostUnderLoad stops each instance in turn under the load of
 // many users and checks that no request fails and no session moves.
 func TestInstanceLostUnderLoad(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	key := []byte("0123456789abcdef0123456789abcdef")
@@ -127,7 +109,7 @@ func TestInstanceLostUnderLoad(t *testing.T) {
 }
 
 func TestRunCanceled(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var out, errs bytes.Buffer

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,34 +13,14 @@ import (
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
+	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 )
-
-// checkGoroutines fails the test when, after cleanup, more goroutines run
-// than before it started. memberlist's probe timers end within a probe
-// interval of Close, so it waits up to five seconds for them.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("%d goroutines outlive the test, want at most %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			<-tick.C
-		}
-	})
-}
 
 // testCluster starts the quickstart topology on free ports.
 func testCluster(t *testing.T) (*cluster, *http.Client) {
 	t.Helper()
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := startCluster(ctx, options{freePorts: true, logger: testLogger(t)})
@@ -75,7 +54,7 @@ func testContext(t *testing.T) context.Context {
 }
 
 func TestRunOnce(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	var out, errs bytes.Buffer
 	if err := run(testContext(t), []string{"-once", "-free-ports"}, &out, &errs); err != nil {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errs)
@@ -288,7 +267,7 @@ func TestUpdateUnderLoad(t *testing.T) {
 func TestFallbackPorts(t *testing.T) {
 	// A first cluster on the conventional ports, where free, then a second
 	// one that finds them taken and says which it uses instead.
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx := testContext(t)
 	discard := slog.New(slog.DiscardHandler)
 	var notes1, notes2 bytes.Buffer
@@ -321,7 +300,7 @@ func TestFallbackPorts(t *testing.T) {
 }
 
 func TestRunCanceled(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	var out, errs bytes.Buffer
@@ -356,7 +335,7 @@ func (w *notifyWriter) String() string {
 // TestRunServesUntilCanceled runs the program as a user does: it serves
 // after the demonstration until interrupted, then returns nil.
 func TestRunServesUntilCanceled(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithCancel(testContext(t))
 	defer cancel()
 	out := &notifyWriter{wrote: make(chan struct{}, 1)}

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,27 +19,10 @@ import (
 
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/carbonconf"
+	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 	"github.com/carbonlb/carbonlb/membership"
 )
-
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("%d goroutines outlive the test, want at most %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			<-tick.C
-		}
-	})
-}
 
 // lbconf is a loadbalancer.conf in the shape of the ELB's: the workers'
 // host, and the manager's host when mgt is set.
@@ -104,7 +86,7 @@ func listenLoopback(t *testing.T) net.Listener {
 }
 
 func TestReloadUnderLoad(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -315,7 +297,7 @@ func TestStartErrors(t *testing.T) {
 // the workers' pool follows a member that joins and leaves, beside a static
 // pool for the manager.
 func TestMembershipPools(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
@@ -381,7 +363,7 @@ func TestMembershipPools(t *testing.T) {
 // TestPerHostCertificates serves a certificate per host, as seed 000's
 // wrk.crt and mgt.crt, picked by SNI.
 func TestPerHostCertificates(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "loadbalancer.conf")
 	write(t, conf, lbconf(true, 600000))
