@@ -39,9 +39,10 @@ type Node struct {
 	hub    *hub
 	wake   chan struct{} // buffered 1: a member left or failed, look at the WKA list again
 
-	mu    sync.Mutex // protects meta and props
-	meta  []byte
-	props map[string]string
+	mu      sync.Mutex // protects meta, props and leaving
+	meta    []byte
+	props   map[string]string
+	leaving map[string]bool // members that sent a leave notice
 
 	cancel    context.CancelFunc // stops the rejoin loop
 	done      chan struct{}      // closed when the rejoin loop has returned
@@ -538,8 +539,10 @@ func (n *Node) SetProperties(p map[string]string) error {
 
 // Leave tells the cluster the node is leaving, waits until the message has
 // been gossiped or ctx ends (with no deadline, at most Timing.TCPTimeout),
-// and closes the node. The others see a Left event rather than Failed. It
-// returns ErrClosed when the node was already closed.
+// and closes the node. The others see a Left event rather than Failed: each
+// member first gets a notice over a stream (JoinParallel at a time, within
+// half the time), then memberlist's leave message is gossiped. It returns
+// ErrClosed when the node was already closed.
 func (n *Node) Leave(ctx context.Context) error {
 	if n.closed.Load() {
 		return ErrClosed
@@ -569,10 +572,39 @@ func (n *Node) Leave(ctx context.Context) error {
 			n.log.Debug("membership: leave announcement not fully gossiped", "err", uerr)
 		}
 	}
+	n.noticeLeave(timeout / 2)
 	if lerr := n.ml.Leave(timeout - time.Since(start)); lerr != nil {
 		err = fmt.Errorf("membership: leave: %w", lerr)
 	}
 	return errors.Join(err, n.Close())
+}
+
+// leaveNotice starts the user message a leaving node sends every member
+// directly, followed by its name: gossip gives no order between the
+// metadata update and memberlist's leave message, a direct stream does.
+const leaveNotice = 'L'
+
+// noticeLeave tells every member over a stream, JoinParallel at a time and
+// within d, that this node is leaving.
+func (n *Node) noticeLeave(d time.Duration) {
+	msg := append([]byte{leaveNotice}, n.name...)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var g errgroup.Group
+	g.SetLimit(n.cfg.JoinParallel)
+	for _, m := range n.hub.snapshot() {
+		if m.Name == n.name || ctx.Err() != nil {
+			continue
+		}
+		to := &memberlist.Node{Name: m.Name, Addr: m.Addr.Addr().AsSlice(), Port: m.Addr.Port()}
+		g.Go(func() error {
+			if err := n.ml.SendReliable(to, msg); err != nil {
+				n.log.Debug("membership: leave notice not sent", "member", m.Name, "err", err)
+			}
+			return nil
+		})
+	}
+	g.Wait()
 }
 
 // Close stops the node at once, without telling the cluster, which sees it
@@ -653,7 +685,30 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return d.n.meta
 }
 
-func (d *delegate) NotifyMsg([]byte)                           {}
+// NotifyMsg records leave notices.
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) < 2 || b[0] != leaveNotice {
+		return
+	}
+	d.n.mu.Lock()
+	defer d.n.mu.Unlock()
+	if d.n.leaving == nil {
+		d.n.leaving = make(map[string]bool)
+	}
+	if len(d.n.leaving) < 4096 { // bounded: entries go at the member's leave or return
+		d.n.leaving[string(b[1:])] = true
+	}
+}
+
+// noticed reports and forgets whether name sent a leave notice.
+func (n *Node) noticed(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ok := n.leaving[name]
+	delete(n.leaving, name)
+	return ok
+}
+
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
@@ -685,6 +740,7 @@ func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
 }
 
 func (d *delegate) NotifyJoin(p *memberlist.Node) {
+	d.n.noticed(p.Name) // a member back after leaving starts afresh
 	if m, _, ok := memberOf(p, StateAlive); ok && m.Domain == d.n.cfg.Domain {
 		d.n.hub.publish(Event{Type: Joined, Member: m})
 	}
@@ -703,7 +759,7 @@ func (d *delegate) NotifyUpdate(p *memberlist.Node) {
 func (d *delegate) NotifyLeave(p *memberlist.Node) {
 	if m, md, ok := memberOf(p, StateFailed); ok && m.Domain == d.n.cfg.Domain {
 		e := Event{Type: Failed, Member: m}
-		if md.Leaving {
+		if d.n.noticed(p.Name) || md.Leaving {
 			e.Type, e.Member.State = Left, StateLeft
 		}
 		d.n.hub.publish(e)
