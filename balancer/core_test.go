@@ -405,20 +405,36 @@ func TestSessionTableModel(t *testing.T) {
 }
 
 func TestHealthHandler(t *testing.T) {
-	lb := mustNew(t, testConfig(StickyOff))
-	check := func(want int) {
+	cfg := testConfig(StickyOff)
+	mgt := cfg.Services[0]
+	mgt.Name, mgt.Pool, mgt.Hosts, mgt.Default = "mgt", "q", []string{"mgt.example.com"}, false
+	cfg.Services = append(cfg.Services, mgt)
+	lb := mustNew(t, cfg)
+	check := func(wantCode int, wantBody string) {
 		t.Helper()
 		rec := httptest.NewRecorder()
 		lb.HealthHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-		if rec.Code != want {
-			t.Errorf("healthz: %d %q, want %d", rec.Code, rec.Body, want)
+		if rec.Code != wantCode || rec.Body.String() != wantBody {
+			t.Errorf("healthz: %d %q, want %d %q", rec.Code, rec.Body, wantCode, wantBody)
 		}
 	}
-	check(503) // no backends
+	svc := cfg.Services[0].Name
+	check(503, "no healthy backend: "+svc+", mgt\n") // no backends anywhere
 	lb.SetBackends("p", []Backend{{ID: "a", URL: "http://10.0.0.1"}})
-	check(200)
+	check(200, "degraded: mgt\n") // one service still serves: keep this instance
+	lb.SetBackends("q", []Backend{{ID: "m", URL: "http://10.0.0.2"}})
+	check(200, "ok\n")
 	lb.Close()
-	check(503)
+	check(503, "closed\n")
+
+	empty := DefaultConfig()
+	empty.Services, empty.Logger = nil, quietLogger()
+	lb2 := mustNew(t, empty)
+	rec := httptest.NewRecorder()
+	lb2.HealthHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 503 {
+		t.Errorf("healthz with no services: %d, want 503", rec.Code)
+	}
 }
 
 // TestSessionTableConcurrent: lock-free lookups of stable sessions never

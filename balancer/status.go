@@ -254,9 +254,16 @@ var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 `))
 
 // HealthHandler answers a fronting load balancer's health check (AWS ELB in
-// front of two balancer instances, seed 004): 200 "ok" while every service
-// has at least one healthy backend, otherwise 503 naming the services that
-// have none. After Close it answers 503.
+// front of two balancer instances, seed 004). It answers 200 "ok" while
+// every service has at least one healthy backend; 200 "degraded: " and the
+// names of the services that have none while at least one service can still
+// serve; and 503 when no service can serve, when there are no services, and
+// after Close.
+//
+// A service without a healthy backend does not fail the check on its own:
+// its pool is the same on every instance, so a fronting balancer that
+// dropped this instance for it would drop them all, and with them the
+// services that still work.
 func (b *Balancer) HealthHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -266,17 +273,24 @@ func (b *Balancer) HealthHandler() http.Handler {
 			io.WriteString(w, "closed\n")
 			return
 		}
+		services := b.Status().Services
 		var down []string
-		for _, s := range b.Status().Services {
+		for _, s := range services {
 			if s.Healthy == 0 {
 				down = append(down, s.Name)
 			}
 		}
-		if len(down) > 0 {
+		switch {
+		case len(services) == 0:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "no service\n")
+		case len(down) == len(services):
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, "no healthy backend: "+strings.Join(down, ", ")+"\n")
-			return
+		case len(down) > 0:
+			io.WriteString(w, "degraded: "+strings.Join(down, ", ")+"\n")
+		default:
+			io.WriteString(w, "ok\n")
 		}
-		io.WriteString(w, "ok\n")
 	})
 }
