@@ -134,6 +134,12 @@ func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, er
 			closeAll()
 			return nil, err
 		}
+		// The balancer is a member, as the Elastic Load Balancer is, but not
+		// a backend: it announces no HTTP or HTTPS port, so no balancer
+		// (another instance of this one included) makes it a backend of the
+		// pool its domain and sub-domain name.
+		delete(mc.Properties, membership.PropHTTPPort)
+		delete(mc.Properties, membership.PropHTTPSPort)
 		if cfg.MemberPort != nil {
 			mc.Port = *cfg.MemberPort
 			if mc.Port == 0 {

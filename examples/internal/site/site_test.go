@@ -343,6 +343,19 @@ func TestMembershipPools(t *testing.T) {
 	if err := feed.Wait(ctx, func(p map[string][]balancer.Backend) bool { return len(p["wso2.esb.domain/worker"]) == 1 }); err != nil {
 		t.Fatalf("%v: members %+v, pools %v", err, s.Member().Members(), feed.Pools())
 	}
+	// The balancer is a member but no backend: it announces no HTTP or HTTPS
+	// port, so another instance of it would not make it a backend.
+	for _, m := range s.Member().Members() {
+		if m.Name != s.Member().Name() {
+			continue
+		}
+		if _, ok := m.Properties[membership.PropHTTPPort]; ok {
+			t.Errorf("the balancer announces an HTTP port: %v", m.Properties)
+		}
+		if _, ok := m.Properties[membership.PropHTTPSPort]; ok {
+			t.Errorf("the balancer announces an HTTPS port: %v", m.Properties)
+		}
+	}
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
