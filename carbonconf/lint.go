@@ -88,16 +88,33 @@ func Lint(nodes []*Node, lb *LBConf) []Finding {
 	add := func(sev Severity, code, file string, line, col int, format string, args ...any) {
 		fs = append(fs, Finding{Severity: sev, Code: code, File: file, Line: line, Col: col, Message: fmt.Sprintf(format, args...)})
 	}
+	type pos struct {
+		file      string
+		line, col int
+	}
 	var ls []linted
 	for _, n := range nodes {
 		if n == nil {
 			continue
 		}
 		id, err := n.Identity()
+		reported := map[pos]bool{}
 		for _, e := range unwrapJoin(err) {
 			var ve *ValueError
 			if errors.As(e, &ve) {
 				add(Error, CodeNotANumber, ve.File, ve.Line, ve.Col, "%s is %q, not a number: replace the placeholder with the port or offset", ve.Name, ve.Value)
+				reported[pos{ve.File, ve.Line, ve.Col}] = true
+			}
+		}
+		// Identity reads only the first http and https transportReceiver
+		// proxyPort, and only when catalina-server.xml sets none; the
+		// others are reported here.
+		if n.Axis2 != nil {
+			for _, p := range axis2ProxyPorts(n.Axis2) {
+				if _, err := strconv.Atoi(p.param.Value); p.param.Value != "" && err != nil && !reported[pos{n.Axis2.File, p.param.Line, p.param.Col}] {
+					add(Error, CodeNotANumber, n.Axis2.File, p.param.Line, p.param.Col,
+						"%s transportReceiver proxyPort is %q, not a number: replace the placeholder with the port", p.receiver, p.param.Value)
+				}
 			}
 		}
 		l := linted{n: n, id: id}
@@ -480,7 +497,39 @@ func lintLB(ls []linted, lb *LBConf, add addFunc) {
 				}
 			}
 		}
+		if a := l.n.Axis2; a != nil {
+			for _, p := range axis2ProxyPorts(a) {
+				v, err := strconv.Atoi(p.param.Value)
+				if err != nil || slices.Contains(listen, v) {
+					continue
+				}
+				add(Error, CodeProxyPortNotListened, a.File, p.param.Line, p.param.Col,
+					"%s transportReceiver proxyPort %d is not a port the balancer listens on (%s): set the parameter to the balancer's port for %s, or make the balancer listen on %d",
+					p.receiver, v, joinInts(listen), p.receiver, v)
+			}
+		}
 	}
+}
+
+// receiverParam is a parameter of a named transportReceiver.
+type receiverParam struct {
+	receiver string // the transportReceiver's name, such as http
+	param    Parameter
+}
+
+// axis2ProxyPorts returns the proxyPort parameters of a's live
+// transportReceivers, in file order. Seed 002 sets the balancer's ports
+// there rather than in catalina-server.xml.
+func axis2ProxyPorts(a *Axis2) []receiverParam {
+	var ps []receiverParam
+	for _, t := range a.Receivers {
+		for _, p := range t.Parameters {
+			if p.Name == "proxyPort" {
+				ps = append(ps, receiverParam{t.Name, p})
+			}
+		}
+	}
+	return ps
 }
 
 func joinInts(xs []int) string {

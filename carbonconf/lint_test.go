@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // nodeOpts describes a small node for lint tests.
@@ -25,6 +27,11 @@ type nodeOpts struct {
 	keystorePass  string // https connector keystorePass; "" for none
 	svnPassword   string // "" for none
 	svnPassVaulty bool   // add svns:secretAlias to SvnPassword
+
+	// axis2.xml transportReceiver proxyPort parameters, "" for none, as
+	// seed 002 sets them; axis2ProxyCommented puts them in comments.
+	axis2ProxyHTTP, axis2ProxyHTTPS string
+	axis2ProxyCommented             bool
 }
 
 func (o nodeOpts) build(t testing.TB) *Node {
@@ -38,10 +45,26 @@ func (o nodeOpts) build(t testing.TB) *Node {
 	if o.sub != "" {
 		sub = fmt.Sprintf(`<property name="subDomain" value="%s"/>`, o.sub)
 	}
+	proxyParam := func(v string) string {
+		if v == "" {
+			return ""
+		}
+		p := fmt.Sprintf(`<parameter name="proxyPort">%s</parameter>`, v)
+		if o.axis2ProxyCommented {
+			p = "<!--" + p + "-->"
+		}
+		return "\n    " + p
+	}
+	https := ""
+	if o.axis2ProxyHTTPS != "" {
+		https = fmt.Sprintf(`
+  <transportReceiver name="https" class="org.wso2.carbon.core.transports.http.HttpsTransportListener">%s
+  </transportReceiver>`, proxyParam(o.axis2ProxyHTTPS))
+	}
 	axis2 := fmt.Sprintf(`<axisconfig name="AxisJava2.0">
   <transportReceiver name="http" class="org.apache.synapse.transport.passthru.PassThroughHttpListener">
-    <parameter name="port" locked="false">8280</parameter>
-  </transportReceiver>
+    <parameter name="port" locked="false">8280</parameter>%s
+  </transportReceiver>%s
   <clustering class="%s" enable="%s">
     <parameter name="membershipScheme">%s</parameter>
     <parameter name="domain">%s</parameter>
@@ -54,7 +77,7 @@ func (o nodeOpts) build(t testing.TB) *Node {
 %s    </members>
   </clustering>
 </axisconfig>
-`, HazelcastAgent, o.enable, o.scheme, o.domain, o.host, o.port, sub, members.String())
+`, proxyParam(o.axis2ProxyHTTP), https, HazelcastAgent, o.enable, o.scheme, o.domain, o.host, o.port, sub, members.String())
 	host := ""
 	if o.hostName != "" {
 		host = "<HostName>" + o.hostName + "</HostName>"
@@ -288,6 +311,21 @@ func TestLintCodes(t *testing.T) {
 			ns[1].proxyHTTP, ns[1].proxyHTTPS = "8290", "8243"
 			return ns
 		}, false},
+		{"axis2 proxy port not listened", CodeProxyPortNotListened, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].proxyHTTP, ns[1].proxyHTTPS = "", ""
+			ns[1].axis2ProxyHTTP, ns[1].axis2ProxyHTTPS = "8290", "9443"
+			return ns
+		}, true},
+		{"axis2 proxy port of the ELB", CodeProxyPortNotListened, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].proxyHTTP, ns[1].proxyHTTPS = "", ""
+			ns[1].axis2ProxyHTTP, ns[1].axis2ProxyHTTPS = "8290", "8243"
+			return ns
+		}, false},
+		{"axis2 proxy port commented out", CodeProxyPortNotListened, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].axis2ProxyHTTP, ns[1].axis2ProxyHTTPS = "81", "444"
+			ns[1].axis2ProxyCommented = true
+			return ns
+		}, false},
 		{"lb domain matches no node", CodeLBNoNode, func(ns []nodeOpts, lb *string) []nodeOpts {
 			*lb = strings.Replace(*lb, "sub_domain worker", "sub_domain workers", 1)
 			return ns
@@ -332,6 +370,14 @@ func TestLintCodes(t *testing.T) {
 			ns[1].proxyHTTP = "PROXY_PORT_HTTP"
 			return ns
 		}, true},
+		{"placeholder axis2 proxy port", CodeNotANumber, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].axis2ProxyHTTPS = "PROXY_PORT_HTTPS"
+			return ns
+		}, true},
+		{"placeholder axis2 proxy port commented out", CodeNotANumber, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].axis2ProxyHTTPS, ns[1].axis2ProxyCommented = "PROXY_PORT_HTTPS", true
+			return ns
+		}, false},
 		{"placeholder instances", CodeNotANumber, func(ns []nodeOpts, lb *string) []nodeOpts {
 			*lb = strings.Replace(*lb, "tenant_range *;", "tenant_range *; min_app_instances MIN;", 1)
 			return ns
@@ -441,4 +487,57 @@ func TestLintTestdata(t *testing.T) {
 func readDoc() (string, error) {
 	b, err := os.ReadFile("../docs/carbonconf.md")
 	return string(b), err
+}
+
+func TestLintAxis2ProxyPort(t *testing.T) {
+	// Seed 002 sets the balancer's ports as axis2.xml transportReceiver
+	// proxyPort parameters: 8290 and 8243, the ELB's ports.
+	const file = "w1/axis2.xml"
+	tests := []struct {
+		name      string
+		listen    []int
+		http      string
+		https     string
+		commented bool
+		want      []Finding // the findings in file
+	}{
+		{name: "seed 002 behind the ELB", listen: []int{8290, 8243}, http: "8290", https: "8243"},
+		{name: "commented out", listen: []int{80, 443}, http: "8290", https: "8243", commented: true},
+		{name: "seed 002 behind a balancer on 80 and 443", listen: []int{80, 443}, http: "8290", https: "8243", want: []Finding{
+			{Error, CodeProxyPortNotListened, file, 4, 5, "http transportReceiver proxyPort 8290 is not a port the balancer listens on (80, 443): set the parameter to the balancer's port for http, or make the balancer listen on 8290"},
+			{Error, CodeProxyPortNotListened, file, 7, 5, "https transportReceiver proxyPort 8243 is not a port the balancer listens on (80, 443): set the parameter to the balancer's port for https, or make the balancer listen on 8243"},
+		}},
+		{name: "placeholder reported once", listen: []int{8290, 8243}, http: "PROXY_PORT_HTTP", https: "8243", want: []Finding{
+			{Error, CodeNotANumber, file, 4, 5, `http transportReceiver proxyPort is "PROXY_PORT_HTTP", not a number: replace the placeholder with the port or offset`},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns, lb := goodCluster()
+			for i := range ns {
+				ns[i].proxyHTTP, ns[i].proxyHTTPS = "", ""
+			}
+			ns[1].axis2ProxyHTTP, ns[1].axis2ProxyHTTPS, ns[1].axis2ProxyCommented = tt.http, tt.https, tt.commented
+			var nodes []*Node
+			for _, o := range ns {
+				nodes = append(nodes, o.build(t))
+			}
+			conf, err := parseLBConf("loadbalancer.conf", []byte(lb))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf.ListenPorts = tt.listen
+			var got []Finding
+			for _, f := range Lint(nodes, conf) {
+				if f.File == file {
+					got = append(got, f)
+				} else {
+					t.Errorf("unexpected finding: %s", f)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Lint() findings in %s mismatch (-want +got):\n%s", file, diff)
+			}
+		})
+	}
 }
