@@ -27,7 +27,11 @@
 // without dropping a connection (a file that does not parse is refused and
 // the running configuration kept). SIGTERM drains: /healthz turns 503 for
 // -drain, then the gateway leaves the cluster and finishes the requests in
-// flight.
+// flight. -sticky, -sticky-key-file, -mgt-allow, -trusted-proxies and
+// -cluster-key-file set the services' stickiness and its cookie key, the
+// networks allowed to the management console (the pools of sub-domain mgt),
+// the proxies whose X-Forwarded-For is believed, and the key that encrypts
+// the cluster's traffic.
 //
 // It runs in the foreground, logs to stderr and exits cleanly on SIGINT or
 // SIGTERM.
@@ -42,6 +46,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -73,6 +78,9 @@ type options struct {
 	// Configuration-file mode.
 	lbconf, axis2, static, https, statusPath string
 	memberPort                               *int
+	fileSticky                               *balancer.StickyMode // -sticky given with -lbconf
+	stickyKeyFile, clusterKeyFile            string
+	mgtAllow, trustedProxies                 []netip.Prefix
 	drain                                    time.Duration
 	started                                  func(*site.Site) // called once serving (tests)
 }
@@ -82,7 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var backends, sticky, policy, certs, keys, self, level string
+	var backends, sticky, policy, certs, keys, self, level, mgtAllow, trusted string
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&backends, "backends", "", "comma-separated backend URLs (http://host:port)")
 	fs.StringVar(&sticky, "sticky", "learn", "stickiness: learn (JSESSIONID), insert (own cookie) or off")
@@ -101,6 +109,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.static, "static", "", "with -lbconf: static pools, pool=url,url;pool=url")
 	fs.StringVar(&o.https, "https", "", "with -lbconf: HTTPS listen address (certificates from -tls-cert/-tls-key or -tls-self-signed)")
 	fs.StringVar(&o.statusPath, "status-path", "/lb-status", "with -lbconf: path of the status page on the listeners; empty disables")
+	fs.StringVar(&o.stickyKeyFile, "sticky-key-file", "", "with -lbconf: file whose bytes (at least 16) sign the -sticky insert cookie; instances sharing it honour each other's cookies (empty: a random key)")
+	fs.StringVar(&mgtAllow, "mgt-allow", "", "with -lbconf: comma-separated CIDRs allowed to the services whose pool's sub-domain is mgt; others get 403 (empty: everyone)")
+	fs.StringVar(&trusted, "trusted-proxies", "", "with -lbconf: comma-separated CIDRs of peers whose X-Forwarded-For is kept and extended (empty: nobody)")
+	fs.StringVar(&o.clusterKeyFile, "cluster-key-file", "", "with -axis2: file whose bytes (16, 24 or 32) encrypt the cluster's traffic (empty: none)")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "with -lbconf: on SIGTERM, how long /healthz answers 503 before the listeners close")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -114,17 +126,37 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.lbconf != "" {
 		var err error
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name == "sticky" || f.Name == "policy" || f.Name == "pool" {
+			if f.Name == "policy" || f.Name == "pool" {
 				err = fmt.Errorf("-%s applies to -backends; with -lbconf, loadbalancer.conf decides", f.Name)
 			}
 		})
 		if err != nil {
 			return o, err
 		}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "sticky" {
+				var m balancer.StickyMode
+				if m, err = balancer.ParseStickyMode(sticky); err == nil {
+					o.fileSticky = &m
+				}
+			}
+		})
+		if err != nil {
+			return o, fmt.Errorf("-sticky: %w", err)
+		}
+		if o.mgtAllow, err = parseCIDRs("-mgt-allow", mgtAllow); err != nil {
+			return o, err
+		}
+		if o.trustedProxies, err = parseCIDRs("-trusted-proxies", trusted); err != nil {
+			return o, err
+		}
 		return o.fileMode(level, backends, certs, keys, self)
 	}
 	if o.axis2 != "" || o.static != "" || o.https != "" || o.memberPort != nil {
 		return o, errors.New("-axis2, -static, -https and -member-port need -lbconf")
+	}
+	if o.stickyKeyFile != "" || mgtAllow != "" || trusted != "" || o.clusterKeyFile != "" {
+		return o, errors.New("-sticky-key-file, -mgt-allow, -trusted-proxies and -cluster-key-file need -lbconf")
 	}
 	var err error
 	if o.sticky, err = balancer.ParseStickyMode(sticky); err != nil {
@@ -157,6 +189,24 @@ func splitList(s string) []string {
 	return out
 }
 
+// parseCIDRs parses a comma-separated list of CIDRs; a bare address is the
+// prefix of that one address.
+func parseCIDRs(flagName, s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range splitList(s) {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("%s: %q is not a CIDR such as 10.0.0.0/8 or an IP address", flagName, v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // fileMode checks the flags of the configuration-file mode.
 func (o options) fileMode(level, backends, certs, keys, self string) (options, error) {
 	if backends != "" {
@@ -178,13 +228,21 @@ func (o options) fileMode(level, backends, certs, keys, self string) (options, e
 	if o.drain < 0 {
 		return o, errors.New("-drain must not be negative")
 	}
+	if o.clusterKeyFile != "" && o.axis2 == "" {
+		return o, errors.New("-cluster-key-file needs -axis2")
+	}
+	if o.stickyKeyFile != "" && (o.fileSticky == nil || *o.fileSticky != balancer.StickyInsert) {
+		return o, errors.New("-sticky-key-file signs the cookie of -sticky insert: give -sticky insert")
+	}
 	return o, nil
 }
 
 // siteConfig is the configuration-file mode's site.
 func (o options) siteConfig(logger *slog.Logger) site.Config {
 	cfg := site.Config{LBConf: o.lbconf, Axis2: o.axis2, MemberPort: o.memberPort, Static: o.static,
-		SelfSigned: o.selfSigned, HealthPath: o.healthPath, StatusPath: o.statusPath, DrainDelay: o.drain, Logger: logger}
+		SelfSigned: o.selfSigned, HealthPath: o.healthPath, StatusPath: o.statusPath, DrainDelay: o.drain, Logger: logger,
+		Sticky: o.fileSticky, StickyKeyFile: o.stickyKeyFile, MgtAllow: o.mgtAllow, TrustedProxies: o.trustedProxies,
+		ClusterKeyFile: o.clusterKeyFile}
 	for i := range o.tlsCerts {
 		cfg.Certs = append(cfg.Certs, site.CertFile{Cert: o.tlsCerts[i], Key: o.tlsKeys[i]})
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/site"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -128,7 +131,20 @@ func TestParseFlagsFileMode(t *testing.T) {
 		{[]string{"-lbconf", "lb.conf"}, true},
 		{[]string{"-lbconf", "lb.conf", "-axis2", "axis2.xml", "-member-port", "0", "-static", "p=http://127.0.0.1:1", "-https", "127.0.0.1:0", "-tls-self-signed", "a.localhost"}, true},
 		{[]string{"-lbconf", "lb.conf", "-backends", "http://a"}, false},
-		{[]string{"-lbconf", "lb.conf", "-sticky", "insert"}, false},
+		{[]string{"-lbconf", "lb.conf", "-sticky", "insert", "-sticky-key-file", "sticky.key"}, true},
+		{[]string{"-lbconf", "lb.conf", "-sticky", "off", "-mgt-allow", "10.0.0.0/8, 192.168.1.5", "-trusted-proxies", "::1,127.0.0.0/8"}, true},
+		{[]string{"-lbconf", "lb.conf", "-axis2", "axis2.xml", "-cluster-key-file", "cluster.key"}, true},
+		{[]string{"-lbconf", "lb.conf", "-sticky", "sometimes"}, false},
+		{[]string{"-lbconf", "lb.conf", "-sticky-key-file", "sticky.key"}, false},
+		{[]string{"-lbconf", "lb.conf", "-sticky", "learn", "-sticky-key-file", "sticky.key"}, false},
+		{[]string{"-lbconf", "lb.conf", "-mgt-allow", "10.0.0.0/33"}, false},
+		{[]string{"-lbconf", "lb.conf", "-trusted-proxies", "proxy.example"}, false},
+		{[]string{"-lbconf", "lb.conf", "-cluster-key-file", "cluster.key"}, false},
+		{[]string{"-lbconf", "lb.conf", "-policy", "p2c"}, false},
+		{[]string{"-backends", "http://a", "-sticky-key-file", "sticky.key"}, false},
+		{[]string{"-backends", "http://a", "-mgt-allow", "127.0.0.1"}, false},
+		{[]string{"-backends", "http://a", "-trusted-proxies", "127.0.0.1"}, false},
+		{[]string{"-backends", "http://a", "-cluster-key-file", "cluster.key"}, false},
 		{[]string{"-lbconf", "lb.conf", "-status", "127.0.0.1:0"}, false},
 		{[]string{"-lbconf", "lb.conf", "-tls-self-signed", "a.localhost"}, false},
 		{[]string{"-lbconf", "lb.conf", "-drain", "-1s"}, false},
@@ -139,6 +155,36 @@ func TestParseFlagsFileMode(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%q: err %v, want ok=%v", tc.args, err, tc.ok)
 		}
+	}
+}
+
+// TestFileModeFlagsConfigure checks that the file mode's flags reach the
+// site's configuration.
+func TestFileModeFlagsConfigure(t *testing.T) {
+	insert, off := balancer.StickyInsert, balancer.StickyOff
+	for _, tc := range []struct {
+		name string
+		args []string
+		want site.Config
+	}{
+		{"defaults", nil, site.Config{}},
+		{"sticky insert", []string{"-sticky", "insert", "-sticky-key-file", "sticky.key"}, site.Config{Sticky: &insert, StickyKeyFile: "sticky.key"}},
+		{"sticky off", []string{"-sticky", "OFF"}, site.Config{Sticky: &off}},
+		{"networks", []string{"-mgt-allow", "10.0.0.0/8, 192.168.1.5", "-trusted-proxies", "::1,127.0.0.0/8"}, site.Config{
+			MgtAllow:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.5/32")},
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("127.0.0.0/8")}}},
+		{"cluster key", []string{"-axis2", "axis2.xml", "-cluster-key-file", "cluster.key"}, site.Config{Axis2: "axis2.xml", ClusterKeyFile: "cluster.key"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(append([]string{"-lbconf", "lb.conf", "-drain", "0s", "-status-path", ""}, tc.args...), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.want.LBConf = "lb.conf"
+			if diff := cmp.Diff(tc.want, o.siteConfig(nil), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("siteConfig mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +54,26 @@ type Config struct {
 	// DrainDelay is how long Shutdown keeps accepting after /healthz turned
 	// 503 (see front.Config.DrainDelay).
 	DrainDelay time.Duration
+	// Sticky, when not nil, is every service's session affinity. Nil keeps
+	// wire.Services' StickyLearn of JSESSIONID.
+	Sticky *balancer.StickyMode
+	// StickyKeyFile names a file whose bytes, exactly, sign the
+	// StickyInsert cookie (balancer.Config.StickyKey, at least 16 bytes).
+	// Instances that share it honour each other's cookies. Empty means a
+	// random key, which survives neither a restart nor another instance; in
+	// StickyInsert mode Start logs a warning. Re-read by Reload.
+	StickyKeyFile string
+	// MgtAllow, when not empty, is the AllowCIDRs of every service whose
+	// pool's sub-domain is mgt (the management console's
+	// RemoteAddrValve): other clients get 403.
+	MgtAllow []netip.Prefix
+	// TrustedProxies are the peers whose X-Forwarded-For is believed and
+	// extended (balancer.Config.TrustedProxies). Nil trusts nobody.
+	TrustedProxies []netip.Prefix
+	// ClusterKeyFile names a file whose bytes, exactly, encrypt the
+	// cluster's traffic (membership.Config.SecretKey: 16, 24 or 32 bytes).
+	// It needs Axis2. Empty means no encryption. Read at Start only.
+	ClusterKeyFile string
 	// Logger receives the site's log. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -85,14 +107,58 @@ func (c Config) load() (balancer.Config, map[string][]balancer.Backend, error) {
 			services[i].Health.Path = c.HealthPath
 		}
 	}
+	for i := range services {
+		if c.Sticky != nil {
+			services[i].Sticky.Mode = *c.Sticky
+		}
+		if len(c.MgtAllow) > 0 && strings.HasSuffix(services[i].Pool, "/"+membership.SubDomainMgt) {
+			services[i].AllowCIDRs = slices.Clone(c.MgtAllow)
+		}
+	}
 	cfg := balancer.DefaultConfig()
 	cfg.Services = services
 	cfg.Logger = c.Logger
+	cfg.TrustedProxies = slices.Clone(c.TrustedProxies)
+	if c.StickyKeyFile != "" {
+		if cfg.StickyKey, err = readKey("sticky key", c.StickyKeyFile); err != nil {
+			return balancer.Config{}, nil, err
+		}
+		if len(cfg.StickyKey) < 16 {
+			return balancer.Config{}, nil, fmt.Errorf("site: sticky key file %s: %d bytes, want at least 16", c.StickyKeyFile, len(cfg.StickyKey))
+		}
+	}
 	static, err := wire.StaticBackends(c.Static)
 	if err != nil {
 		return balancer.Config{}, nil, err
 	}
 	return cfg, static, nil
+}
+
+// readKey reads a key file: its bytes, exactly.
+func readKey(what, name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("site: %s: %w", what, err)
+	}
+	return b, nil
+}
+
+// clusterKey reads ClusterKeyFile, nil when it is empty.
+func (c Config) clusterKey() ([]byte, error) {
+	if c.ClusterKeyFile == "" {
+		return nil, nil
+	}
+	if c.Axis2 == "" {
+		return nil, errors.New("site: a cluster key file needs an axis2.xml")
+	}
+	key, err := readKey("cluster key", c.ClusterKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("site: cluster key file %s: %d bytes, want 16, 24 or 32 (AES-128, -192 or -256)", c.ClusterKeyFile, n)
+	}
+	return key, nil
 }
 
 // Start reads the files and serves ln (HTTP) and, when not nil, tlsLn
@@ -112,6 +178,14 @@ func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, er
 	if err != nil {
 		closeAll()
 		return nil, err
+	}
+	clusterKey, err := cfg.clusterKey()
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	if cfg.StickyKeyFile == "" && cfg.Sticky != nil && *cfg.Sticky == balancer.StickyInsert {
+		cfg.Logger.Warn("sticky insert cookies are signed with a random key: they survive neither a restart nor another instance of the balancer; give a sticky key file")
 	}
 	fc := front.Config{Balancer: bcfg, Listener: ln, TLSListener: tlsLn, StatusPath: cfg.StatusPath,
 		DrainDelay: cfg.DrainDelay, Logger: cfg.Logger}
@@ -146,6 +220,7 @@ func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, er
 				mc.PortRetries = 0
 			}
 		}
+		mc.SecretKey = clusterKey
 		fc.Member = &mc
 	}
 	if s.front, err = front.Start(ctx, fc); err != nil {
@@ -199,8 +274,8 @@ func (s *Site) setStatic(static map[string][]balancer.Backend) error {
 	return nil
 }
 
-// Reload re-reads loadbalancer.conf, the static backends and the
-// certificate files and applies them atomically: requests in flight finish
+// Reload re-reads loadbalancer.conf, the static backends, the sticky key
+// file and the certificate files and applies them atomically: requests in flight finish
 // under the old configuration, connections stay open, and sessions and
 // health state survive. On error the running configuration is kept.
 func (s *Site) Reload() error {

@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"fmt"
 
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -263,6 +265,9 @@ func TestStartErrors(t *testing.T) {
 	write(t, conf, lbconf(false, 1000))
 	bad := filepath.Join(dir, "bad.conf")
 	write(t, bad, "services {\n  esb {\n    hosts esb.localhost\n  }\n}\n")
+	short, key16 := filepath.Join(dir, "short.key"), filepath.Join(dir, "16.key")
+	write(t, short, strings.Repeat("k", 15))
+	write(t, key16, strings.Repeat("k", 16))
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -274,6 +279,10 @@ func TestStartErrors(t *testing.T) {
 		{"static", Config{LBConf: conf, Static: "=http://127.0.0.1:1"}, false, "want pool=url"},
 		{"no certificate", Config{LBConf: conf}, true, "needs a certificate"},
 		{"axis2 missing", Config{LBConf: conf, Axis2: filepath.Join(dir, "axis2.xml")}, false, "axis2.xml"},
+		{"sticky key missing", Config{LBConf: conf, StickyKeyFile: filepath.Join(dir, "none.key")}, false, "none.key"},
+		{"sticky key short", Config{LBConf: conf, StickyKeyFile: short}, false, "15 bytes, want at least 16"},
+		{"cluster key without axis2", Config{LBConf: conf, ClusterKeyFile: key16}, false, "needs an axis2.xml"},
+		{"cluster key length", Config{LBConf: conf, Axis2: filepath.Join(dir, "axis2.xml"), ClusterKeyFile: short}, false, "15 bytes, want 16, 24 or 32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Logger = slog.New(slog.DiscardHandler)
@@ -323,10 +332,14 @@ func TestMembershipPools(t *testing.T) {
 	if err := a.Save(axis2); err != nil {
 		t.Fatal(err)
 	}
+	// The cluster's traffic is encrypted: a member without the key could
+	// not join.
+	clusterKey := filepath.Join(dir, "cluster.key")
+	write(t, clusterKey, "0123456789abcdef0123456789abcdef")
 	free := 0
 	logger := slog.New(slog.DiscardHandler)
 	s, err := Start(ctx, Config{LBConf: conf, Axis2: axis2, MemberPort: &free, Static: "wso2.esb.domain/mgt=" + node(t, "manager"),
-		Logger: logger}, listenLoopback(t), nil)
+		ClusterKeyFile: clusterKey, Logger: logger}, listenLoopback(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,6 +347,7 @@ func TestMembershipPools(t *testing.T) {
 
 	mc := membership.DefaultLocalConfig("wso2.esb.domain")
 	mc.Name, mc.SubDomain, mc.WKA, mc.Logger = "worker-1", membership.SubDomainWorker, []string{s.Member().Addr().String()}, logger
+	mc.SecretKey = []byte("0123456789abcdef0123456789abcdef")
 	w, err := standin.Start(ctx, standin.ServerConfig{Listener: listenLoopback(t), Member: mc})
 	if err != nil {
 		t.Fatal(err)
@@ -400,4 +414,183 @@ func TestPerHostCertificates(t *testing.T) {
 			t.Errorf("SNI %s: %v", host, err)
 		}
 	}
+}
+
+// TestStickyInsertSharedKey runs two instances in StickyInsert mode with
+// the same sticky key file: each honours the other's cookie, so a session
+// stays on its backend whichever instance serves it, also after a reload.
+func TestStickyInsertSharedKey(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	conf, key := filepath.Join(dir, "loadbalancer.conf"), filepath.Join(dir, "sticky.key")
+	write(t, conf, lbconf(false, 600000))
+	write(t, key, "a shared key of the two balancer instances")
+	insert := balancer.StickyInsert
+	cfg := Config{LBConf: conf, Static: fmt.Sprintf("wso2.esb.domain/worker=%s,%s,%s", node(t, "w1"), node(t, "w2"), node(t, "w3")),
+		Sticky: &insert, StickyKeyFile: key, Logger: slog.New(slog.DiscardHandler)}
+	var sites []*Site
+	var urls []string
+	for range 2 {
+		s, err := Start(ctx, cfg, listenLoopback(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		sites = append(sites, s)
+		urls = append(urls, "http://"+s.Front().Addr().String())
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	homes := map[string]bool{}
+	for i := range 6 {
+		u := &standin.Session{Client: client, URL: urls[i%2], Host: "esb.localhost"}
+		r, err := u.Get(ctx, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		home := r.Node
+		homes[home] = true
+		if i == 3 {
+			for _, s := range sites { // re-reads the key: the cookies stay valid
+				if err := s.Reload(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for j := range 8 {
+			u.URL = urls[(i+j+1)%2]
+			if r, err := u.Get(ctx, "/"); err != nil || r.Node != home {
+				t.Errorf("user %d, request %d to %s: %+v %v, want %s", i, j, u.URL, r, err, home)
+			}
+		}
+	}
+	if len(homes) < 2 {
+		t.Errorf("sessions on %v, want them spread over the backends", homes)
+	}
+}
+
+// TestMgtAllow limits the management console's host to -mgt-allow, also
+// after a reload, and leaves the workers' host open.
+func TestMgtAllow(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "loadbalancer.conf")
+	write(t, conf, lbconf(true, 600000))
+	static := fmt.Sprintf("wso2.esb.domain/worker=%s;wso2.esb.domain/mgt=%s", node(t, "worker-1"), node(t, "manager"))
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for _, tc := range []struct {
+		name    string
+		allow   []netip.Prefix
+		wantMgt int
+	}{
+		{"inside", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8")}, http.StatusOK},
+		{"outside", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, http.StatusForbidden},
+		{"no list", nil, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Start(ctx, Config{LBConf: conf, Static: static, MgtAllow: tc.allow, Logger: slog.New(slog.DiscardHandler)},
+				listenLoopback(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for _, when := range []string{"start", "reload"} {
+				if when == "reload" {
+					if err := s.Reload(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for host, want := range map[string]int{"esb.localhost": http.StatusOK, "mgt.esb.localhost": tc.wantMgt} {
+					if got := status(ctx, t, client, "http://"+s.Front().Addr().String(), host, nil); got != want {
+						t.Errorf("after %s, %s: status %d, want %d", when, host, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTrustedProxies extends the X-Forwarded-For of a trusted peer and
+// replaces that of any other.
+func TestTrustedProxies(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "loadbalancer.conf")
+	write(t, conf, lbconf(false, 600000))
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen-Forwarded-For", r.Header.Get("X-Forwarded-For"))
+	}))
+	defer echo.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "192.0.2.7, 127.0.0.1"},
+		{"untrusted", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "127.0.0.1"},
+		{"nobody", nil, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Start(ctx, Config{LBConf: conf, Static: "wso2.esb.domain/worker=" + echo.URL, TrustedProxies: tc.trusted,
+				Logger: slog.New(slog.DiscardHandler)}, listenLoopback(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for _, when := range []string{"start", "reload"} {
+				if when == "reload" {
+					if err := s.Reload(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var seen string
+				got := status(ctx, t, client, "http://"+s.Front().Addr().String(), "esb.localhost", func(req *http.Request, resp *http.Response) {
+					if req != nil {
+						req.Header.Set("X-Forwarded-For", "192.0.2.7")
+					} else {
+						seen = resp.Header.Get("X-Seen-Forwarded-For")
+					}
+				})
+				if got != http.StatusOK || seen != tc.want {
+					t.Errorf("after %s: status %d, X-Forwarded-For %q, want 200 and %q", when, got, seen, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// status sends GET / for host to url and returns the status; hook, when
+// not nil, sees the request before it is sent and then the response.
+func status(ctx context.Context, t *testing.T, client *http.Client, url, host string, hook func(*http.Request, *http.Response)) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	if hook != nil {
+		hook(req, nil)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if hook != nil {
+		hook(nil, resp)
+	}
+	return resp.StatusCode
 }
