@@ -158,6 +158,12 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	mc.Merge = d
 	mc.Logger = mlLog
 	mc.DNSConfigPath = "" // names are resolved here, never by memberlist
+	// No LZW compression of what is sent: each compressed packet allocates
+	// a fresh 64 KiB table, and at 200 members the garbage collector then
+	// takes most of the CPU. Gossip packets are filled to the UDP size limit
+	// before compression, so it only saves bytes on the wire; compressed
+	// messages from other nodes are still read.
+	mc.EnableCompression = false
 	n.ml, err = memberlist.Create(mc)
 	if err != nil {
 		tr.Shutdown()

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/carbonlb/carbonlb/membership"
 	"github.com/carbonlb/carbonlb/membership/membertest"
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/memberlist"
 )
 
 // never fails the test when cond holds at any event within d.
@@ -450,6 +453,91 @@ func TestPortRetryOnNetwork(t *testing.T) {
 		cfg.PortRetries = 0
 		if _, err := membership.Join(context.Background(), cfg); err == nil {
 			t.Errorf("Join on a taken port without retries: no error")
+		}
+	})
+}
+
+// sentTypes counts the message types of the packets some transports send.
+type sentTypes struct {
+	mu     sync.Mutex
+	types  map[byte]int
+	total  int
+	want   int           // packets to record before enough is closed
+	enough chan struct{} // closed once want packets were recorded
+}
+
+func (s *sentTypes) record(b []byte) {
+	const hasLabelMsg = 244 // memberlist's label header: 244, length, label
+	if len(b) >= 2 && b[0] == hasLabelMsg {
+		b = b[min(2+int(b[1]), len(b)):]
+	}
+	const hasCrcMsg = 12 // memberlist's checksum header: 12, 4 bytes of CRC-32
+	if len(b) >= 5 && b[0] == hasCrcMsg {
+		b = b[5:]
+	}
+	if len(b) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.types[b[0]]++
+	s.total++
+	if s.total == s.want {
+		close(s.enough)
+	}
+}
+
+// typeRecorder is a transport that records the message type of every
+// packet it sends.
+type typeRecorder struct {
+	memberlist.NodeAwareTransport
+	sent *sentTypes
+}
+
+func (r typeRecorder) WriteTo(b []byte, addr string) (time.Time, error) {
+	r.sent.record(b)
+	return r.NodeAwareTransport.WriteTo(b, addr)
+}
+
+func (r typeRecorder) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	r.sent.record(b)
+	return r.NodeAwareTransport.WriteToAddress(b, a)
+}
+
+// Packets go out uncompressed: LZW compression allocates a 64 KiB table per
+// packet, which at a few hundred members costs most of the CPU.
+func TestPacketsNotCompressed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := &membertest.Network{}
+		sent := &sentTypes{types: make(map[byte]int), want: 300, enough: make(chan struct{})}
+		c := newCluster(t)
+		defer c.close()
+		for i := 1; i <= 5; i++ {
+			cfg := memConfig(t, nw, i, "10.0.0.1:4000")
+			// Repetitive metadata: the gossip of alive messages compresses.
+			cfg.Properties = map[string]string{"padding": strings.Repeat("x", 300)}
+			cfg.Transport = func(a netip.AddrPort) (memberlist.NodeAwareTransport, error) {
+				tr, err := nw.Bind(a)
+				if err != nil {
+					return nil, err
+				}
+				return typeRecorder{NodeAwareTransport: tr, sent: sent}, nil
+			}
+			c.join(i, cfg)
+		}
+		c.waitUntil(5*time.Second, "5 nodes converge", func() bool { return c.converged(seq(1, 5)...) })
+		timeout := time.NewTimer(time.Minute)
+		defer timeout.Stop()
+		select {
+		case <-sent.enough:
+		case <-timeout.C:
+			t.Fatalf("fewer than %d packets sent within a minute", sent.want)
+		}
+		sent.mu.Lock()
+		defer sent.mu.Unlock()
+		const compressMsg = 9 // memberlist's message type of a compressed payload
+		if n := sent.types[compressMsg]; n > 0 {
+			t.Errorf("%d of %d packets sent were compressed; want none (message types: %v)", n, sent.total, sent.types)
 		}
 	})
 }

@@ -16,6 +16,7 @@
 //	go run ./membership/internal/measure -net udp,mem -nodes 10,50,200 -trials 3
 //	go run ./membership/internal/measure -net udp -nodes 50 -trials 20 -bytes 0
 //	go run ./membership/internal/measure -profile raw ...   # memberlist's LAN timing, no rejoin loop, no syncs
+//	go run ./membership/internal/measure -net udp -nodes 200 -trials 1 -cpuprofile cpu.prof
 package main
 
 import (
@@ -27,6 +28,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +53,8 @@ func main() {
 		logLevel = flag.String("log", "", "log level of the nodes (debug, info, warn, error); empty: none")
 		trace    = flag.Bool("trace", false, "print when each decile of nodes had a complete list")
 		syncs    = flag.String("sync", "", "override Timing.SyncAfterJoin: comma-separated durations, or none")
+		suspMult = flag.Int("suspicion", 0, "override Timing.SuspicionMult (0: the profile's)")
+		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
 	logger := slog.New(slog.DiscardHandler)
@@ -85,6 +89,24 @@ func main() {
 	if *trials < 1 {
 		fatalf("-trials must be at least 1")
 	}
+	if *suspMult < 0 {
+		fatalf("-suspicion must be 0 (the profile's) or a positive multiplier")
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fatalf("-cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatalf("-cpuprofile: %v", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "measure: -cpuprofile: %v\n", err)
+			}
+		}()
+	}
 	fmt.Printf("load average at start: %s\n", loadavg())
 	defer func() { fmt.Printf("load average at end: %s\n", loadavg()) }()
 	for _, network := range strings.Split(*nets, ",") {
@@ -98,6 +120,7 @@ func main() {
 					network: network, nodes: n, profile: *profile, timeout: *timeout,
 					fail: *fail, window: *window, settle: *settle, basePort: *basePort,
 					bytes: trial == 1 && *window > 0, logger: logger, trace: *trace, syncs: syncList,
+					suspicion: *suspMult,
 				})
 				fmt.Printf("%s n=%d %s trial %d/%d: %s\n", network, n, *profile, trial, *trials, r)
 				if r.converge > 0 {
@@ -154,6 +177,7 @@ type runConfig struct {
 	logger         *slog.Logger
 	trace          bool
 	syncs          []time.Duration // nil: the profile's
+	suspicion      int             // 0: the profile's SuspicionMult
 }
 
 type result struct {
@@ -279,6 +303,9 @@ func run(rc runConfig) (res result) {
 		}
 		if rc.syncs != nil {
 			cfg.Timing.SyncAfterJoin = rc.syncs
+		}
+		if rc.suspicion > 0 {
+			cfg.Timing.SuspicionMult = rc.suspicion
 		}
 		a := addr(i)
 		cfg.BindAddr = a.Addr().String()
