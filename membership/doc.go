@@ -33,9 +33,10 @@
 // memberlist's cluster label, and the domain each member advertises is
 // checked. After a join the node exchanges full state with a well-known
 // member a few more times (Timing.SyncAfterJoin), which bounds the time for a
-// crowd of nodes joining at once to converge; LANTiming also shortens
-// memberlist's suspicion, so that a failed node is gone from every list
-// sooner. docs/membership.md has the measurements.
+// crowd of nodes joining at once to converge; LANTiming also probes twice
+// as often as memberlist's LAN defaults, so that a failed node is gone from
+// every list in about half the time. docs/membership.md has the
+// measurements.
 //
 // # Events
 //

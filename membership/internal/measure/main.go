@@ -17,6 +17,7 @@
 //	go run ./membership/internal/measure -net udp -nodes 50 -trials 20 -bytes 0
 //	go run ./membership/internal/measure -profile raw ...   # memberlist's LAN timing, no rejoin loop, no syncs
 //	go run ./membership/internal/measure -net udp -nodes 200 -trials 1 -cpuprofile cpu.prof
+//	go run ./membership/internal/measure -probe 1s -probetimeout 500ms -suspicion 3 ...   # another timing
 package main
 
 import (
@@ -55,6 +56,8 @@ func main() {
 		syncs    = flag.String("sync", "", "override Timing.SyncAfterJoin: comma-separated durations, or none")
 		suspMult = flag.Int("suspicion", 0, "override Timing.SuspicionMult (0: the profile's)")
 		cpuprof  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		probe    = flag.Duration("probe", 0, "override Timing.ProbeInterval (0: the profile's)")
+		probeTO  = flag.Duration("probetimeout", 0, "override Timing.ProbeTimeout (0: the profile's)")
 	)
 	flag.Parse()
 	logger := slog.New(slog.DiscardHandler)
@@ -92,6 +95,9 @@ func main() {
 	if *suspMult < 0 {
 		fatalf("-suspicion must be 0 (the profile's) or a positive multiplier")
 	}
+	if *probe < 0 || *probeTO < 0 {
+		fatalf("-probe and -probetimeout must be 0 (the profile's) or positive")
+	}
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
 		if err != nil {
@@ -120,7 +126,7 @@ func main() {
 					network: network, nodes: n, profile: *profile, timeout: *timeout,
 					fail: *fail, window: *window, settle: *settle, basePort: *basePort,
 					bytes: trial == 1 && *window > 0, logger: logger, trace: *trace, syncs: syncList,
-					suspicion: *suspMult,
+					suspicion: *suspMult, probe: *probe, probeTimeout: *probeTO,
 				})
 				fmt.Printf("%s n=%d %s trial %d/%d: %s\n", network, n, *profile, trial, *trials, r)
 				if r.converge > 0 {
@@ -178,6 +184,8 @@ type runConfig struct {
 	trace          bool
 	syncs          []time.Duration // nil: the profile's
 	suspicion      int             // 0: the profile's SuspicionMult
+	probe          time.Duration   // 0: the profile's ProbeInterval
+	probeTimeout   time.Duration   // 0: the profile's ProbeTimeout
 }
 
 type result struct {
@@ -306,6 +314,12 @@ func run(rc runConfig) (res result) {
 		}
 		if rc.suspicion > 0 {
 			cfg.Timing.SuspicionMult = rc.suspicion
+		}
+		if rc.probe > 0 {
+			cfg.Timing.ProbeInterval = rc.probe
+		}
+		if rc.probeTimeout > 0 {
+			cfg.Timing.ProbeTimeout = rc.probeTimeout
 		}
 		a := addr(i)
 		cfg.BindAddr = a.Addr().String()
