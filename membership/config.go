@@ -106,8 +106,9 @@ type Config struct {
 	EventBuffer int
 
 	// Logger receives the node's log and memberlist's, with memberlist's
-	// levels ([DEBUG], [INFO], [WARN], [ERR]) mapped to slog levels. Nil
-	// means slog.Default().
+	// levels ([DEBUG], [INFO], [WARN], [ERR]) mapped to slog levels; what
+	// memberlist logs after Close, the errors of its ending goroutines on
+	// the closed transport, is logged at Debug. Nil means slog.Default().
 	Logger *slog.Logger
 
 	// Transport, when set, is called instead of opening UDP and TCP sockets,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,7 +116,7 @@ func TestLogBridge(t *testing.T) {
 			return a
 		},
 	}))
-	b := logBridge{l}
+	b := logBridge{l: l}
 	for _, line := range []string{
 		"[DEBUG] memberlist: Stream connection from=127.0.0.1:4000\n",
 		"[INFO] memberlist: Marking n1 as failed\n",
@@ -133,6 +134,23 @@ level=INFO msg="no level" component=memberlist
 `
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("bridged log mismatch (-want +got):\n%s", diff)
+	}
+
+	// After Close, the errors of memberlist's goroutines that are still
+	// ending are the shutdown itself: Debug, not Error.
+	buf.Reset()
+	var closed atomic.Bool
+	b = logBridge{l: l, closed: &closed}
+	b.Write([]byte("[ERR] memberlist: Failed to send gossip: use of closed network connection\n"))
+	closed.Store(true)
+	b.Write([]byte("[ERR] memberlist: Failed to send gossip: use of closed network connection\n"))
+	b.Write([]byte("[WARN] memberlist: Was able to connect to n1 over TCP\n"))
+	want = `level=ERROR msg="Failed to send gossip: use of closed network connection" component=memberlist
+level=DEBUG msg="Failed to send gossip: use of closed network connection" component=memberlist
+level=DEBUG msg="Was able to connect to n1 over TCP" component=memberlist
+`
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("bridged log after Close mismatch (-want +got):\n%s", diff)
 	}
 }
 

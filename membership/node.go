@@ -123,7 +123,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if n.props == nil {
 		n.props = map[string]string{}
 	}
-	mlLog := log.New(logBridge{cfg.Logger}, "", 0)
+	mlLog := log.New(logBridge{l: cfg.Logger, closed: &n.closed}, "", 0)
 	tr, port, err := n.listen(bindIP, mlLog)
 	if err != nil {
 		return nil, err
@@ -869,8 +869,15 @@ func (c *countingConn) Close() error {
 }
 
 // logBridge turns memberlist's log lines, "[LEVEL] memberlist: message",
-// into slog records at the matching level.
-type logBridge struct{ l *slog.Logger }
+// into slog records at the matching level. Once the node is closed,
+// memberlist's goroutines that are still ending report the closed
+// transport ("use of closed network connection") as errors; those are the
+// shutdown itself, not a fault, so whatever memberlist logs after Close is
+// logged at Debug.
+type logBridge struct {
+	l      *slog.Logger
+	closed *atomic.Bool // nil: never closed
+}
 
 func (b logBridge) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(p))
@@ -887,6 +894,9 @@ func (b logBridge) Write(p []byte) (int, error) {
 			}
 			msg = strings.TrimSpace(msg[i+1:])
 		}
+	}
+	if level > slog.LevelDebug && b.closed != nil && b.closed.Load() {
+		level = slog.LevelDebug
 	}
 	if !b.l.Enabled(context.Background(), level) {
 		return len(p), nil
