@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -179,7 +180,8 @@ func containsBackend(l []*backend, b *backend) bool {
 // backends, sessions, health state and statistics survive. On error
 // (wrapping ErrConfig) the old configuration stays. Sessions, Transport,
 // TLSClientConfig, MaxIdleConnsPerHost, IdleConnTimeout and MaxSessions are
-// fixed at New; their new values are ignored.
+// fixed at New; their new values are ignored. When no service keeps the
+// Timeouts of a backend transport, its idle connections are closed.
 func (b *Balancer) Update(cfg Config) error {
 	c, err := cfg.normalize()
 	if err != nil {
@@ -265,6 +267,7 @@ func (b *Balancer) publish() {
 		}
 	}
 	st.router = newRouter(st.services)
+	b.retireTransports(c.Services)
 	for name, l := range b.pools {
 		st.pools[name] = newPool(name, l)
 		h, used := health[name]
@@ -296,6 +299,21 @@ func (b *Balancer) transport(t Timeouts) http.RoundTripper {
 	rt := b.newTransport(t, b.cfg.MaxIdleConnsPerHost)
 	b.rtByTO[t] = rt
 	return rt
+}
+
+// retireTransports closes the idle backend connections of the transports
+// whose timeouts no service uses any more, so that a reload changing a
+// service's timeouts does not leave connections open for IdleConnTimeout.
+// A connection a request in flight still uses goes back to its transport
+// afterwards and is closed by the next retirement, by IdleConnTimeout or by
+// Close. The transport itself is kept for when the timeouts come back.
+// b.mu must be held.
+func (b *Balancer) retireTransports(services []Service) {
+	for t, rt := range b.rtByTO {
+		if !slices.ContainsFunc(services, func(s Service) bool { return s.Timeouts == t }) {
+			rt.CloseIdleConnections()
+		}
+	}
 }
 
 func (b *Balancer) newTransport(t Timeouts, idle int) *http.Transport {

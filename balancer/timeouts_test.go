@@ -241,3 +241,60 @@ func TestIdleTimeoutBelowRead(t *testing.T) {
 		t.Errorf("IdleConnTimeout %v, ResponseHeaderTimeout %v; want 1s and 2s", tr.IdleConnTimeout, tr.ResponseHeaderTimeout)
 	}
 }
+
+// TestUpdateClosesRetiredTransports: when an Update leaves no service with
+// the timeouts of a transport, its idle backend connections are closed at
+// once instead of after IdleConnTimeout; the transports still in use keep
+// theirs.
+func TestUpdateClosesRetiredTransports(t *testing.T) {
+	closed := make(chan string, 8)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- c.RemoteAddr().String()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	cfg := testConfig(StickyOff)
+	a := cfg.Services[0]
+	a.Name, a.Default, a.Hosts = "a", false, []string{"a.example.com"}
+	b := a
+	b.Name, b.Hosts = "b", []string{"b.example.com"}
+	b.Timeouts.Dial = 3 * time.Second // idle connections live 90 s in both transports
+	cfg.Services = []Service{a, b}
+	lb := mustNew(t, cfg)
+	lb.SetBackends("p", []Backend{{ID: "s", URL: srv.URL}})
+	front, c := newFront(t, lb)
+	for _, host := range []string{"a.example.com", "b.example.com"} {
+		if code, _, _, body := get(t, c, front.URL, host); code != 200 || body != "ok" {
+			t.Fatalf("%s: status %d, body %q", host, code, body)
+		}
+	}
+
+	// Service b gets a's timeouts: b's transport is retired.
+	cfg.Services[1].Timeouts = a.Timeouts
+	if err := lb.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the retired transport's idle connection was not closed within 10 s")
+	}
+	// One connection closed, not both: a's transport keeps its own, and
+	// both services are served through it.
+	for _, host := range []string{"a.example.com", "b.example.com"} {
+		if code, _, _, body := get(t, c, front.URL, host); code != 200 || body != "ok" {
+			t.Fatalf("%s after the update: status %d, body %q", host, code, body)
+		}
+	}
+	select {
+	case addr := <-closed:
+		t.Errorf("a second backend connection (%s) was closed: the transport in use lost its idle connection", addr)
+	default:
+	}
+}
