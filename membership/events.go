@@ -59,8 +59,8 @@ func (e Event) String() string {
 	return fmt.Sprintf("%s %s (%s %v)", e.Type, e.Member.Name, e.Member.Pool(), e.Member.Addr)
 }
 
-// ErrClosed is returned by Watch, SetProperties and Leave on a node that has
-// been closed.
+// ErrClosed is returned by Watch, SetProperties, SetWKA and Leave on a node
+// that has been closed.
 var ErrClosed = errors.New("membership: node closed")
 
 // hub keeps the node's view of the members as the events left it, and fans

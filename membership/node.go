@@ -31,8 +31,8 @@ type Node struct {
 	name   string
 	addr   netip.AddrPort // advertised
 	bind   netip.AddrPort
-	local  map[netip.Addr]bool // interface addresses, when bind is unspecified
-	wka    []wkaTarget
+	local  map[netip.Addr]bool         // interface addresses, when bind is unspecified
+	wka    atomic.Pointer[[]wkaTarget] // replaced whole by SetWKA
 	lookup func(context.Context, string) ([]netip.Addr, error)
 	ml     *memberlist.Memberlist
 	tr     *countingTransport
@@ -70,13 +70,9 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	var wka []wkaTarget
-	for i, expr := range cfg.WKA {
-		ts, err := parseWKA(expr)
-		if err != nil {
-			return nil, &ConfigError{Field: fmt.Sprintf("WKA[%d]", i), Err: err}
-		}
-		wka = append(wka, ts...)
+	wka, err := parseWKAList(cfg.WKA)
+	if err != nil {
+		return nil, err
 	}
 	md := meta{Domain: cfg.Domain, SubDomain: cfg.SubDomain, Properties: cfg.Properties}
 	encoded, err := md.encode()
@@ -109,7 +105,6 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		wka:    wka,
 		lookup: cfg.Resolve,
 		hub:    newHub(cfg.EventBuffer),
 		wake:   make(chan struct{}, 1),
@@ -117,6 +112,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		props:  cfg.Properties,
 		done:   make(chan struct{}),
 	}
+	n.wka.Store(&wka)
 	if n.lookup == nil {
 		n.lookup = defaultLookup
 	}
@@ -171,7 +167,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.log.Debug("membership: node started", "name", n.name, "addr", n.addr, "domain", cfg.Domain, "subDomain", cfg.SubDomain)
 
-	addrs, errs := resolve(ctx, n.wka, n.lookup)
+	addrs, errs := resolve(ctx, n.wkaList(), n.lookup)
 	for _, err := range errs {
 		n.log.Warn("membership: well-known member not resolved", "err", err)
 	}
@@ -185,6 +181,45 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	n.cancel = cancel
 	go n.run(loopCtx, len(joined) > 0)
 	return n, nil
+}
+
+// parseWKAList parses Config.WKA entries.
+func parseWKAList(exprs []string) ([]wkaTarget, error) {
+	var wka []wkaTarget
+	for i, expr := range exprs {
+		ts, err := parseWKA(expr)
+		if err != nil {
+			return nil, &ConfigError{Field: fmt.Sprintf("WKA[%d]", i), Err: err}
+		}
+		wka = append(wka, ts...)
+	}
+	return wka, nil
+}
+
+// wkaList returns the current well-known members.
+func (n *Node) wkaList() []wkaTarget { return *n.wka.Load() }
+
+// SetWKA replaces the well-known members, in the syntax of Config.WKA: the
+// rejoin loop tries the new ones that are not alive members at once, and
+// stops trying those no longer listed (with the loop off, the new ones are
+// tried once). Members already joined stay members. Host names are resolved
+// in the background, so SetWKA does not wait for the network.
+// On a bad entry it returns a *ConfigError (wrapping a *WKAError) and keeps
+// the running list. It returns ErrClosed after Close.
+func (n *Node) SetWKA(wka []string) error {
+	ts, err := parseWKAList(wka)
+	if err != nil {
+		return err
+	}
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	n.wka.Store(&ts)
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 // parseAddrOrTemplate parses an IP address or a go-sockaddr template that
@@ -357,7 +392,8 @@ func (n *Node) run(ctx context.Context, joined bool) {
 		syncs       []time.Time
 		addrs       []netip.AddrPort
 		resolvedAt  time.Time
-		rejoin      = n.cfg.RejoinInterval > 0 && len(n.wka) > 0
+		rejoin      = n.cfg.RejoinInterval > 0
+		resolvedFor *[]wkaTarget // the list addrs was resolved from
 		idle        = n.cfg.RejoinMaxInterval
 		timer       = time.NewTimer(0)
 		scheduleSyn = func(now time.Time) {
@@ -372,6 +408,9 @@ func (n *Node) run(ctx context.Context, joined bool) {
 	if joined {
 		scheduleSyn(time.Now())
 	}
+	if !rejoin {
+		resolvedFor = n.wka.Load() // Join has tried these once
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -384,11 +423,33 @@ func (n *Node) run(ctx context.Context, joined bool) {
 			syncs = syncs[1:]
 			n.syncState(ctx)
 		}
+		if wka := n.wka.Load(); !rejoin && wka != resolvedFor {
+			// The loop is off: a list from SetWKA is tried once, as Join
+			// tries its own.
+			resolvedFor = wka
+			rctx, cancel := context.WithTimeout(ctx, n.cfg.Timing.TCPTimeout)
+			addrs, errs := resolve(rctx, *wka, n.lookup)
+			cancel()
+			for _, err := range errs {
+				n.log.Warn("membership: well-known member not resolved", "err", err)
+			}
+			var absent []netip.AddrPort
+			for _, a := range n.others(addrs) {
+				if !n.present(a) {
+					absent = append(absent, a)
+				}
+			}
+			if ok := n.tryJoin(ctx, absent); len(ok) > 0 {
+				n.log.Info("membership: joined through well-known members", "wka", ok)
+				scheduleSyn(time.Now())
+			}
+		}
 		if rejoin {
-			if addrs == nil || now.Sub(resolvedAt) >= n.cfg.RejoinInterval {
+			if wka := n.wka.Load(); wka != resolvedFor || now.Sub(resolvedAt) >= n.cfg.RejoinInterval {
 				rctx, cancel := context.WithTimeout(ctx, n.cfg.Timing.TCPTimeout)
 				var errs []error
-				addrs, errs = resolve(rctx, n.wka, n.lookup)
+				addrs, errs = resolve(rctx, *wka, n.lookup)
+				resolvedFor = wka
 				cancel()
 				for _, err := range errs {
 					n.log.Debug("membership: well-known member not resolved", "err", err)
@@ -456,7 +517,7 @@ func (n *Node) syncState(ctx context.Context) {
 		return
 	}
 	var wka, all []netip.AddrPort
-	for _, t := range n.wka {
+	for _, t := range n.wkaList() {
 		if t.host == "" && n.present(t.addr) {
 			wka = append(wka, t.addr)
 		}
@@ -668,7 +729,7 @@ func (n *Node) Health() Health {
 		StreamBytes:   n.tr.streams.Load(),
 		DroppedEvents: n.hub.droppedEvents(),
 	}
-	for _, t := range n.wka {
+	for _, t := range n.wkaList() {
 		if t.host != "" || t.addr == n.addr || t.addr == n.bind {
 			continue
 		}

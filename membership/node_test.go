@@ -541,3 +541,54 @@ func TestPacketsNotCompressed(t *testing.T) {
 		}
 	})
 }
+
+// TestSetWKA: two clusters that know nothing of each other become one when
+// a node of one is given a well-known member of the other; a bad list is
+// refused and the running one kept; with the rejoin loop off, the new list
+// is tried once.
+func TestSetWKA(t *testing.T) {
+	for _, loop := range []bool{true, false} {
+		t.Run(fmt.Sprintf("rejoin=%v", loop), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				nw := &membertest.Network{}
+				c := newCluster(t)
+				defer c.close()
+				for i := 1; i <= 6; i++ {
+					wka := "10.0.0.1:4000"
+					if i > 3 {
+						wka = "10.0.0.4:4000"
+					}
+					cfg := memConfig(t, nw, i, wka)
+					if !loop {
+						cfg.RejoinInterval = -1
+					}
+					c.join(i, cfg)
+				}
+				c.waitUntil(5*time.Second, "two clusters of 3", func() bool {
+					return c.converged(1, 2, 3) && c.converged(4, 5, 6)
+				})
+				err := c.nodes[2].SetWKA([]string{"10.0.0.1:4000", "10.0.0.[5-2]:4000"})
+				var ce *membership.ConfigError
+				var we *membership.WKAError
+				if !errors.As(err, &ce) || ce.Field != "WKA[1]" || !errors.As(err, &we) {
+					t.Fatalf("SetWKA with a reversed range = %v, want a *ConfigError for WKA[1] wrapping a *WKAError", err)
+				}
+				if h := c.nodes[2].Health(); h.WKA != 1 {
+					t.Errorf("after a refused SetWKA node 2 has %d WKA, want its 1", h.WKA)
+				}
+				if err := c.nodes[2].SetWKA([]string{"10.0.0.1:4000", "10.0.0.5:4000"}); err != nil {
+					t.Fatalf("SetWKA: %v", err)
+				}
+				c.waitUntil(10*time.Second, "one cluster of 6", func() bool { return c.converged(seq(1, 6)...) })
+				if h := c.nodes[2].Health(); h.WKA != 2 || h.WKAAlive != 2 {
+					t.Errorf("node 2 Health() = %+v, want 2 WKA, both alive", h)
+				}
+				n := c.nodes[6]
+				c.stop(6)
+				if err := n.SetWKA(nil); !errors.Is(err, membership.ErrClosed) {
+					t.Errorf("SetWKA after Close = %v, want ErrClosed", err)
+				}
+			})
+		})
+	}
+}
