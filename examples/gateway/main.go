@@ -23,9 +23,10 @@
 // of backends that are not members ("pool=url,url;pool=url"). -listen serves
 // HTTP and -https HTTPS with a certificate per host. /healthz answers a
 // fronting load balancer and the status page is at -status-path. SIGHUP
-// re-reads loadbalancer.conf, the static pools and the certificate files
-// without dropping a connection (a file that does not parse is refused and
-// the running configuration kept). SIGTERM drains: /healthz turns 503 for
+// re-reads loadbalancer.conf, the static pools, the certificate files and
+// axis2.xml's well-known members and properties without dropping a
+// connection (a file that does not parse is refused and the running
+// configuration kept). SIGTERM drains: /healthz turns 503 for
 // -drain, then the gateway leaves the cluster and finishes the requests in
 // flight. -sticky, -sticky-key-file, -mgt-allow, -trusted-proxies and
 // -cluster-key-file set the services' stickiness and its cookie key, the

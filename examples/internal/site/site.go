@@ -34,7 +34,10 @@ type Config struct {
 	LBConf string
 	// Axis2 is an axis2.xml whose clustering section makes the balancer a
 	// cluster member whose pools follow the members (the ELB's own
-	// axis2.xml). "" means no membership. Read at Start only.
+	// axis2.xml). "" means no membership. Re-read by Reload: its
+	// well-known members and member properties are applied to the running
+	// member; a change of domain, sub-domain, member host, bind address or
+	// port is reported and takes effect at the next start.
 	Axis2 string
 	// MemberPort, when not nil, replaces axis2.xml's localMemberPort (0
 	// means any free port).
@@ -84,8 +87,10 @@ type Site struct {
 	front *front.Front
 	certs *balancer.CertStore
 
-	mu     sync.Mutex // serialises Reload
-	static []string   // pools set from Static; guarded by mu
+	mu         sync.Mutex         // serialises Reload
+	static     []string           // pools set from Static; guarded by mu
+	member     *membership.Config // the running member's configuration; guarded by mu
+	clusterKey []byte             // read at Start
 }
 
 // load reads loadbalancer.conf and the static backends.
@@ -197,31 +202,13 @@ func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, er
 		}
 		fc.TLSConfig = s.certs.TLSConfig()
 	}
+	s.clusterKey = clusterKey
 	if cfg.Axis2 != "" {
-		a, err := carbonconf.LoadAxis2(cfg.Axis2)
-		if err != nil {
+		if s.member, err = s.memberConfig(); err != nil {
 			closeAll()
 			return nil, err
 		}
-		mc, err := wire.MemberConfig(&carbonconf.Node{Axis2: a})
-		if err != nil {
-			closeAll()
-			return nil, err
-		}
-		// The balancer is a member, as the Elastic Load Balancer is, but not
-		// a backend: it announces no HTTP or HTTPS port, so no balancer
-		// (another instance of this one included) makes it a backend of the
-		// pool its domain and sub-domain name.
-		delete(mc.Properties, membership.PropHTTPPort)
-		delete(mc.Properties, membership.PropHTTPSPort)
-		if cfg.MemberPort != nil {
-			mc.Port = *cfg.MemberPort
-			if mc.Port == 0 {
-				mc.PortRetries = 0
-			}
-		}
-		mc.SecretKey = clusterKey
-		fc.Member = &mc
+		fc.Member = s.member
 	}
 	if s.front, err = front.Start(ctx, fc); err != nil {
 		return nil, err
@@ -231,6 +218,56 @@ func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, er
 		return nil, err
 	}
 	return s, nil
+}
+
+// memberConfig reads axis2.xml into the balancer's member configuration.
+func (s *Site) memberConfig() (*membership.Config, error) {
+	a, err := carbonconf.LoadAxis2(s.cfg.Axis2)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := wire.MemberConfig(&carbonconf.Node{Axis2: a})
+	if err != nil {
+		return nil, err
+	}
+	// The balancer is a member, as the Elastic Load Balancer is, but not a
+	// backend: it announces no HTTP or HTTPS port, so no balancer (another
+	// instance of this one included) makes it a backend of the pool its
+	// domain and sub-domain name.
+	delete(mc.Properties, membership.PropHTTPPort)
+	delete(mc.Properties, membership.PropHTTPSPort)
+	if s.cfg.MemberPort != nil {
+		mc.Port = *s.cfg.MemberPort
+		if mc.Port == 0 {
+			mc.PortRetries = 0
+		}
+	}
+	mc.SecretKey = s.clusterKey
+	for i, w := range mc.WKA {
+		if _, err := membership.ParseWKA(w); err != nil {
+			return nil, fmt.Errorf("%s: well-known member %d: %w", s.cfg.Axis2, i+1, err)
+		}
+	}
+	return &mc, nil
+}
+
+// fixedAtStart names the member settings that differ between a and b and
+// that a running member cannot change.
+func fixedAtStart(a, b *membership.Config) []string {
+	var diff []string
+	for _, f := range []struct {
+		name string
+		a, b any
+	}{
+		{"domain", a.Domain, b.Domain}, {"subDomain", a.SubDomain, b.SubDomain},
+		{"localMemberHost", a.AdvertiseAddr, b.AdvertiseAddr}, {"localMemberBindAddress", a.BindAddr, b.BindAddr},
+		{"localMemberPort", a.Port, b.Port},
+	} {
+		if f.a != f.b {
+			diff = append(diff, f.name)
+		}
+	}
+	return diff
 }
 
 func loadCerts(cfg Config) (*balancer.CertStore, error) {
@@ -275,15 +312,31 @@ func (s *Site) setStatic(static map[string][]balancer.Backend) error {
 }
 
 // Reload re-reads loadbalancer.conf, the static backends, the sticky key
-// file and the certificate files and applies them atomically: requests in flight finish
-// under the old configuration, connections stay open, and sessions and
-// health state survive. On error the running configuration is kept.
+// file, the certificate files and axis2.xml and applies them atomically:
+// requests in flight finish under the old configuration, connections stay
+// open, and sessions and health state survive. From axis2.xml it applies the
+// well-known members (the member tries new ones at once) and the member
+// properties; it logs a warning naming the settings that only a restart
+// applies. When a file cannot be read or is not valid, nothing changes.
 func (s *Site) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	bcfg, static, err := s.cfg.load()
 	if err != nil {
 		return err
+	}
+	var mc *membership.Config
+	if s.member != nil {
+		if mc, err = s.memberConfig(); err != nil {
+			return err
+		}
+		if !maps.Equal(mc.Properties, s.member.Properties) {
+			// First: the one member change that can fail (a metadata size
+			// limit), before anything else has changed.
+			if err := s.Member().SetProperties(mc.Properties); err != nil {
+				return fmt.Errorf("%s: %w", s.cfg.Axis2, err)
+			}
+		}
 	}
 	if err := s.front.Balancer().Update(bcfg); err != nil {
 		return err
@@ -295,6 +348,19 @@ func (s *Site) Reload() error {
 		if err := s.certs.Reload(); err != nil {
 			return err
 		}
+	}
+	if mc != nil {
+		if !slices.Equal(mc.WKA, s.member.WKA) {
+			if err := s.Member().SetWKA(mc.WKA); err != nil {
+				return fmt.Errorf("%s: %w", s.cfg.Axis2, err)
+			}
+		}
+		if diff := fixedAtStart(s.member, mc); len(diff) > 0 {
+			s.cfg.Logger.Warn("axis2.xml: changed settings take effect at the next start", "file", s.cfg.Axis2, "settings", diff)
+		}
+		// The running member keeps what only a restart changes.
+		mc.Domain, mc.SubDomain, mc.AdvertiseAddr, mc.BindAddr, mc.Port = s.member.Domain, s.member.SubDomain, s.member.AdvertiseAddr, s.member.BindAddr, s.member.Port
+		s.member = mc
 	}
 	return nil
 }

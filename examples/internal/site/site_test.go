@@ -1,11 +1,11 @@
 package site
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-
 	"io"
 	"log/slog"
 	"net"
@@ -389,6 +389,125 @@ func TestMembershipPools(t *testing.T) {
 
 // TestPerHostCertificates serves a certificate per host, as seed 000's
 // wrk.crt and mgt.crt, picked by SNI.
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestReloadAxis2: a well-known member added to axis2.xml is joined on
+// Reload, and its workers become a pool; a changed domain is reported and
+// kept for the next start; an axis2.xml with a bad member is refused and
+// changes nothing.
+func TestReloadAxis2(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "loadbalancer.conf")
+	write(t, conf, lbconf(false, 600000))
+	a, err := carbonconf.LoadAxis2("../../carbonnode/testdata/carbon-home/repository/conf/axis2/axis2.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []error{
+		a.SetClusteringEnabled(true),
+		a.SetClusteringParameter("membershipScheme", "wka"),
+		a.SetClusteringParameter("domain", "wso2.esb.domain"),
+		a.SetClusteringParameter("localMemberHost", "127.0.0.1"),
+		a.SetClusteringParameter("localMemberPort", "4000"),
+		a.SetMembers(nil),
+	} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	axis2 := filepath.Join(dir, "axis2.xml")
+	if err := a.Save(axis2); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	free := 0
+	s, err := Start(ctx, Config{LBConf: conf, Axis2: axis2, MemberPort: &free, Logger: logger}, listenLoopback(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// A worker of a cluster the balancer does not know yet.
+	mc := membership.DefaultLocalConfig("wso2.esb.domain")
+	mc.Name, mc.SubDomain, mc.Logger = "worker-1", membership.SubDomainWorker, slog.New(slog.DiscardHandler)
+	w, err := standin.Start(ctx, standin.ServerConfig{Listener: listenLoopback(t), Member: mc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Kill()
+	if n := len(s.Member().Members()); n != 1 {
+		t.Fatalf("the balancer lists %d members before the reload, want itself only", n)
+	}
+
+	// A bad member: refused, nothing changes.
+	if err := a.SetMembers([]string{w.Member().Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetClusteringParameter("domain", "wso2.other.domain"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Save(axis2); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(axis2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), "<hostName>127.0.0.1</hostName>", "<hostName>127.0.0.[9-1]</hostName>", 1)
+	if bad == string(good) {
+		t.Fatal("no member host name to spoil in axis2.xml")
+	}
+	write(t, axis2, bad)
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "127.0.0.[9-1]") {
+		t.Fatalf("Reload with a bad member = %v, want an error naming it", err)
+	}
+	if h := s.Member().Health(); h.WKA != 0 {
+		t.Errorf("after a refused reload the member has %d well-known members, want 0", h.WKA)
+	}
+
+	// The good file: the worker is joined, the domain change waits.
+	write(t, axis2, string(good))
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	feed := s.Front().Feed()
+	if err := feed.Wait(ctx, func(p map[string][]balancer.Backend) bool { return len(p["wso2.esb.domain/worker"]) == 1 }); err != nil {
+		t.Fatalf("%v: members %+v, pools %v", err, s.Member().Members(), feed.Pools())
+	}
+	if got := s.Member().Local().Domain; got != "wso2.esb.domain" {
+		t.Errorf("the running member's domain is %q after the reload, want it kept", got)
+	}
+	if !strings.Contains(log.String(), "take effect at the next start") || !strings.Contains(log.String(), "domain") {
+		t.Errorf("no warning naming the domain change; log:\n%s", log.String())
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	url := "http://" + s.Front().Addr().String()
+	if r, err := (&standin.Session{Client: &http.Client{Transport: tr}, URL: url, Host: "esb.localhost"}).Get(ctx, "/"); err != nil || r.Node != "worker-1" {
+		t.Errorf("esb.localhost after the reload: %+v %v, want worker-1", r, err)
+	}
+}
+
 func TestPerHostCertificates(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
