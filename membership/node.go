@@ -427,14 +427,8 @@ func (n *Node) run(ctx context.Context, joined bool) {
 			// The loop is off: a list from SetWKA is tried once, as Join
 			// tries its own.
 			resolvedFor = wka
-			rctx, cancel := context.WithTimeout(ctx, n.cfg.Timing.TCPTimeout)
-			addrs, errs := resolve(rctx, *wka, n.lookup)
-			cancel()
-			for _, err := range errs {
-				n.log.Warn("membership: well-known member not resolved", "err", err)
-			}
 			var absent []netip.AddrPort
-			for _, a := range n.others(addrs) {
+			for _, a := range n.resolveWKA(ctx, *wka) {
 				if !n.present(a) {
 					absent = append(absent, a)
 				}
@@ -446,16 +440,7 @@ func (n *Node) run(ctx context.Context, joined bool) {
 		}
 		if rejoin {
 			if wka := n.wka.Load(); wka != resolvedFor || now.Sub(resolvedAt) >= n.cfg.RejoinInterval {
-				rctx, cancel := context.WithTimeout(ctx, n.cfg.Timing.TCPTimeout)
-				var errs []error
-				addrs, errs = resolve(rctx, *wka, n.lookup)
-				resolvedFor = wka
-				cancel()
-				for _, err := range errs {
-					n.log.Debug("membership: well-known member not resolved", "err", err)
-				}
-				addrs = n.others(addrs)
-				resolvedAt = now
+				addrs, resolvedFor, resolvedAt = n.resolveWKA(ctx, *wka), wka, now
 			}
 			var due []netip.AddrPort
 			for a := range retries {
@@ -508,6 +493,19 @@ func (n *Node) run(ctx context.Context, joined bool) {
 		}
 		timer.Reset(max(next.Sub(now), 0))
 	}
+}
+
+// resolveWKA returns the addresses of wka other than the node's own,
+// resolving host names within Timing.TCPTimeout; names that do not resolve
+// are logged at Debug and left out (the next resolution tries again).
+func (n *Node) resolveWKA(ctx context.Context, wka []wkaTarget) []netip.AddrPort {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timing.TCPTimeout)
+	defer cancel()
+	addrs, errs := resolve(ctx, wka, n.lookup)
+	for _, err := range errs {
+		n.log.Debug("membership: well-known member not resolved", "err", err)
+	}
+	return n.others(addrs)
 }
 
 // syncState exchanges full state with a random alive well-known member, or
