@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/memberlist"
 )
 
 func TestMetaRoundTrip(t *testing.T) {
@@ -160,5 +161,46 @@ func TestStrings(t *testing.T) {
 	want := []string{"alive", "left", "failed", "State(9)", "joined", "updated", "left", "failed", "resync", "EventType(0)"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("String() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestNotifyLeaveKinds: memberlist's NotifyLeave becomes Left on any of the
+// three signs of a departure and Failed without one.
+func TestNotifyLeaveKinds(t *testing.T) {
+	const domain = "wso2.esb.domain"
+	encode := func(leaving bool) []byte {
+		b, err := meta{Domain: domain, SubDomain: "worker", Leaving: leaving}.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name    string
+		state   memberlist.NodeStateType
+		leaving bool
+		notice  bool
+		want    EventType
+	}{
+		{"dead", memberlist.StateDead, false, false, Failed},
+		{"memberlist state left", memberlist.StateLeft, false, false, Left},
+		{"leaving flag", memberlist.StateDead, true, false, Left},
+		{"leave notice", memberlist.StateDead, false, true, Left},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &Node{cfg: Config{Domain: domain}, hub: newHub(8), wake: make(chan struct{}, 1), leaving: map[string]bool{}}
+			if tc.notice {
+				n.leaving["n1"] = true
+			}
+			s, err := n.hub.subscribe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			(&delegate{n}).NotifyLeave(&memberlist.Node{Name: "n1", Addr: []byte{10, 0, 0, 1}, Port: 4000, Meta: encode(tc.leaving), State: tc.state})
+			evs, _ := n.hub.take(s)
+			if len(evs) != 1 || evs[0].Type != tc.want || evs[0].Member.Name != "n1" {
+				t.Fatalf("events %v, want one %v of n1", evs, tc.want)
+			}
+		})
 	}
 }

@@ -820,11 +820,15 @@ func (d *delegate) NotifyUpdate(p *memberlist.Node) {
 }
 
 // NotifyLeave publishes Left when the member announced its departure,
-// Failed otherwise.
+// Failed otherwise. A departure is known from any of three signs: the
+// member's leave notice, the Leaving flag of its last metadata, or
+// memberlist's state Left, which it sets when the dead message came from
+// the member itself (its leave message, directly, by gossip or in a
+// push-pull).
 func (d *delegate) NotifyLeave(p *memberlist.Node) {
 	if m, md, ok := memberOf(p, StateFailed); ok && m.Domain == d.n.cfg.Domain {
 		e := Event{Type: Failed, Member: m}
-		if d.n.noticed(p.Name) || md.Leaving {
+		if d.n.noticed(p.Name) || md.Leaving || p.State == memberlist.StateLeft {
 			e.Type, e.Member.State = Left, StateLeft
 		}
 		d.n.hub.publish(e)
