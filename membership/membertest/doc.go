@@ -8,10 +8,11 @@
 // addresses, they only name the nodes). Delivery of packets never blocks the
 // sender: a packet for a node that is stopped, cut off by a partition, or
 // whose receive queue is full is dropped, as a datagram would be. Streams are
-// in-memory pipes; dialling a stopped or cut-off node fails at once, and
-// stopping a node closes its open streams. The network can lose a fraction of
-// packets, delay them, split its nodes into sides that cannot reach each
-// other, and heal.
+// in-memory pipes; dialling a stopped or cut-off node fails, and stopping a
+// node closes its open streams. The network can lose a fraction of packets,
+// delay packets and stream dials (a dial takes a round trip, as a TCP
+// handshake does), split its nodes into sides that cannot reach each other,
+// and heal.
 //
 // Everything a Network does happens on goroutines, timers and channels it
 // creates when it is used, so a cluster built on it runs inside a

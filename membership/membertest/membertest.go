@@ -72,8 +72,10 @@ func (n *Network) SetLoss(p float64) error {
 	return nil
 }
 
-// SetLatency delays every packet sent from now on by d. Streams are not
-// delayed. A negative d is treated as zero.
+// SetLatency delays every packet sent from now on by d, and makes every
+// stream dial take a round trip, 2d, as a TCP handshake does; a dial whose
+// timeout is shorter fails with a timeout error after the timeout. Data on
+// an open stream is not delayed. A negative d is treated as zero.
 func (n *Network) SetLatency(d time.Duration) {
 	n.mu.Lock()
 	n.latency = max(d, 0)
@@ -287,8 +289,9 @@ func (t *Transport) PacketCh() <-chan *memberlist.Packet { return t.packetCh }
 // StreamCh returns the channel of streams dialled to this node.
 func (t *Transport) StreamCh() <-chan net.Conn { return t.streamCh }
 
-// DialTimeout opens a stream to addr (host:port). It fails at once with an
-// error wrapping ErrUnreachable when addr cannot be reached.
+// DialTimeout opens a stream to addr (host:port). It fails with an error
+// wrapping ErrUnreachable when addr cannot be reached: at once, or after the
+// round trip of the network's latency.
 func (t *Transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
@@ -301,6 +304,16 @@ func (t *Transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	}
 	to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
 	n := t.net
+	n.mu.Lock()
+	rtt := 2 * n.latency
+	n.mu.Unlock()
+	if rtt > 0 {
+		if timeout > 0 && timeout < rtt {
+			time.Sleep(timeout)
+			return nil, &net.OpError{Op: "dial", Net: network, Source: Addr(t.addr), Addr: Addr(to), Err: os.ErrDeadlineExceeded}
+		}
+		time.Sleep(rtt)
+	}
 	n.mu.Lock()
 	dst := n.reachable(t.addr, to)
 	n.mu.Unlock()

@@ -3,6 +3,7 @@ package membertest_test
 import (
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -112,6 +113,36 @@ func TestLatencyAndLoss(t *testing.T) {
 		ta.WriteTo([]byte("lost"), b.String())
 		if _, ok := received(tb); ok {
 			t.Errorf("packet delivered at loss 1")
+		}
+	})
+}
+
+// TestStreamLatency: a dial takes the round trip of the latency, and fails
+// with a timeout when its timeout is shorter.
+func TestStreamLatency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var nw membertest.Network
+		ta, tb := bind(t, &nw, a), bind(t, &nw, b)
+		defer ta.Shutdown()
+		defer tb.Shutdown()
+		nw.SetLatency(30 * time.Millisecond)
+		start := time.Now()
+		conn, err := ta.DialTimeout(b.String(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		if d := time.Since(start); d != 60*time.Millisecond {
+			t.Errorf("dial took %v, want a round trip of 60ms", d)
+		}
+		start = time.Now()
+		_, err = ta.DialTimeout(b.String(), 50*time.Millisecond)
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("dial with a timeout shorter than the round trip: %v, want a timeout error", err)
+		}
+		if d := time.Since(start); d != 50*time.Millisecond {
+			t.Errorf("the timed-out dial took %v, want its 50ms timeout", d)
 		}
 	})
 }
