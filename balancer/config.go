@@ -337,9 +337,12 @@ type Config struct {
 	Services []Service
 	// Name is the value of X-Forwarded-Server. Zero means "carbonlb".
 	Name string
-	// TrustedProxies are the peers whose X-Forwarded-For is believed and
-	// extended; from any other peer the header is replaced by the peer's
-	// address (a client cannot spoof its address). Nil trusts nobody.
+	// TrustedProxies are the peers whose X-Forwarded-For and RFC 7239
+	// Forwarded are believed and extended (the client address of an
+	// allow-list comes from X-Forwarded-For, or from Forwarded's for= nodes
+	// when there is none); from any other peer X-Forwarded-For is replaced
+	// by the peer's address and Forwarded removed (a client cannot spoof
+	// its address). Nil trusts nobody.
 	TrustedProxies []netip.Prefix
 	// Forwarded adds an RFC 7239 Forwarded header besides the X-Forwarded-*
 	// headers.

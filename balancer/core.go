@@ -582,12 +582,29 @@ func (r *retryBudget) next(now int64) bool {
 
 // clientAddr returns the address the balancer attributes the request to:
 // the peer, or, when the peer is a trusted proxy, the right-most address of
-// X-Forwarded-For that is not a trusted proxy.
-func clientAddr(peer netip.Addr, xff []string, trusted []netip.Prefix) netip.Addr {
+// X-Forwarded-For that is not a trusted proxy. Without X-Forwarded-For the
+// for= nodes of RFC 7239 Forwarded (fwd) are read the same way. A value
+// that is not an address (garbage, "unknown", an obfuscated node) stops the
+// walk at the last address found.
+func clientAddr(peer netip.Addr, xff, fwd []string, trusted []netip.Prefix) netip.Addr {
 	if len(trusted) == 0 || !inPrefixes(peer, trusted) {
 		return peer
 	}
 	addr := peer
+	if len(xff) == 0 && len(fwd) > 0 {
+		nodes := forwardedFor(fwd)
+		for i := len(nodes) - 1; i >= 0; i-- {
+			a, ok := forwardedNode(nodes[i])
+			if !ok {
+				return addr
+			}
+			addr = a
+			if !inPrefixes(a, trusted) {
+				return a
+			}
+		}
+		return addr
+	}
 	for i := len(xff) - 1; i >= 0; i-- {
 		v := xff[i]
 		for v != "" {
@@ -609,6 +626,94 @@ func clientAddr(peer netip.Addr, xff []string, trusted []netip.Prefix) netip.Add
 		}
 	}
 	return addr
+}
+
+// forwardedFor returns the for= value of each element of RFC 7239
+// Forwarded header values, in order, unquoted; an element without one
+// yields "". Commas and semicolons inside quoted strings do not split.
+func forwardedFor(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		var forVal string
+		for len(v) > 0 {
+			// One pair, up to an unquoted ';' or ','.
+			i, quoted := 0, false
+			for ; i < len(v); i++ {
+				c := v[i]
+				if quoted {
+					if c == '\\' {
+						i++
+					} else if c == '"' {
+						quoted = false
+					}
+					continue
+				}
+				if c == '"' {
+					quoted = true
+				} else if c == ';' || c == ',' {
+					break
+				}
+			}
+			pair := strings.TrimSpace(v[:min(i, len(v))])
+			if k, val, ok := strings.Cut(pair, "="); ok && strings.EqualFold(strings.TrimSpace(k), "for") {
+				forVal = unquoteForwarded(strings.TrimSpace(val))
+			}
+			if i >= len(v) {
+				break
+			}
+			if v[i] == ',' {
+				out = append(out, forVal)
+				forVal = ""
+			}
+			v = v[i+1:]
+		}
+		out = append(out, forVal)
+	}
+	return out
+}
+
+// unquoteForwarded removes the quotes and backslash escapes of an RFC 7230
+// quoted-string; other values are returned as they are.
+func unquoteForwarded(s string) string {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return s
+	}
+	s = s[1 : len(s)-1]
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// forwardedNode parses an RFC 7239 node: an IPv4 address or a bracketed
+// IPv6 address, either with an optional port. "unknown" and obfuscated
+// identifiers are not addresses.
+func forwardedNode(node string) (netip.Addr, bool) {
+	host := node
+	if strings.HasPrefix(node, "[") {
+		end := strings.IndexByte(node, ']')
+		if end < 0 {
+			return netip.Addr{}, false
+		}
+		host = node[1:end]
+		if rest := node[end+1:]; rest != "" && rest[0] != ':' {
+			return netip.Addr{}, false
+		}
+	} else if i := strings.IndexByte(node, ':'); i >= 0 {
+		host = node[:i]
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a, true
 }
 
 func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {

@@ -63,9 +63,9 @@
 // # Forwarding
 //
 // Host is preserved; X-Forwarded-For is appended (a client's own value is
-// kept only when the peer is in Config.TrustedProxies); X-Forwarded-Host,
-// X-Forwarded-Server, X-Forwarded-Proto and optionally RFC 7239 Forwarded
-// are set; hop-by-hop headers are removed; Upgrade (WebSocket) passes
+// kept only when the peer is in Config.TrustedProxies, as is its RFC 7239
+// Forwarded); X-Forwarded-Host, X-Forwarded-Server, X-Forwarded-Proto and
+// optionally Forwarded are set; hop-by-hop headers are removed; Upgrade (WebSocket) passes
 // through; responses without a length are flushed as they arrive.
 //
 // # Concurrency and ownership

@@ -91,7 +91,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.AllowCIDRs) > 0 {
 		client := peer
 		if len(st.trusted) > 0 {
-			client = clientAddr(peer, r.Header["X-Forwarded-For"], st.trusted)
+			client = clientAddr(peer, r.Header["X-Forwarded-For"], r.Header["Forwarded"], st.trusted)
 		}
 		if !s.allowed(client) {
 			b.fail(w, r, s, http.StatusForbidden, "forbidden\n", start)
@@ -306,6 +306,9 @@ func (b *Balancer) prepareHeaders(r *http.Request, st *state, peerStr string, pe
 		}
 	}
 	h["X-Forwarded-Server"] = st.serverVal
+	if !trusted {
+		delete(h, "Forwarded") // a client's own claim, as X-Forwarded-For above
+	}
 	if st.forwarded {
 		proto := "http"
 		if r.TLS != nil {

@@ -129,24 +129,29 @@ func TestRetryRules(t *testing.T) {
 }
 
 // TestForwardedHeaders checks Host, X-Forwarded-*, Forwarded, hop-by-hop
-// removal, and that a spoofed X-Forwarded-For from an untrusted client is
-// replaced, while a trusted proxy's is extended.
+// removal, and that a spoofed X-Forwarded-For or Forwarded from an
+// untrusted client is replaced or removed, while a trusted proxy's is
+// extended or passed on.
 func TestForwardedHeaders(t *testing.T) {
 	n := newCarbonNode(t, "n1")
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	for _, tc := range []struct {
-		name    string
-		trusted []netip.Prefix
-		wantXFF string
-		wantFwd string
+		name      string
+		trusted   []netip.Prefix
+		forwarded bool // Config.Forwarded
+		wantXFF   string
+		wantFwd   string
 	}{
-		{"untrusted client", nil, "127.0.0.1", `for=127.0.0.1;host=app.example.com;proto=http`},
-		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "6.6.6.6, 127.0.0.1",
+		{"untrusted client", nil, true, "127.0.0.1", `for=127.0.0.1;host=app.example.com;proto=http`},
+		{"trusted proxy", loopback, true, "6.6.6.6, 127.0.0.1",
 			`for=6.6.6.6, for=127.0.0.1;host=app.example.com;proto=http`},
+		{"untrusted client, no Forwarded added", nil, false, "127.0.0.1", ""},
+		{"trusted proxy, no Forwarded added", loopback, false, "6.6.6.6, 127.0.0.1", "for=6.6.6.6"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(StickyOff)
 			cfg.TrustedProxies = tc.trusted
-			cfg.Forwarded = true
+			cfg.Forwarded = tc.forwarded
 			cfg.Name = "lb01"
 			lb := mustNew(t, cfg)
 			lb.SetBackends("p", []Backend{n.backend()})
@@ -190,13 +195,17 @@ func TestAllowList(t *testing.T) {
 		allow   string
 		trusted bool
 		xff     string
+		fwd     string // RFC 7239 Forwarded
 		want    int
 	}{
-		{"loopback allowed", "127.0.0.0/8", false, "", 200},
-		{"outside the list", "10.0.0.0/8", false, "", 403},
-		{"spoofed XFF from an untrusted client", "10.0.0.0/8", false, "10.1.2.3", 403},
-		{"XFF from a trusted proxy", "10.0.0.0/8", true, "10.1.2.3", 200},
-		{"trusted proxy, client outside", "10.0.0.0/8", true, "192.0.2.1", 403},
+		{"loopback allowed", "127.0.0.0/8", false, "", "", 200},
+		{"outside the list", "10.0.0.0/8", false, "", "", 403},
+		{"spoofed XFF from an untrusted client", "10.0.0.0/8", false, "10.1.2.3", "", 403},
+		{"XFF from a trusted proxy", "10.0.0.0/8", true, "10.1.2.3", "", 200},
+		{"trusted proxy, client outside", "10.0.0.0/8", true, "192.0.2.1", "", 403},
+		{"Forwarded from a trusted proxy", "10.0.0.0/8", true, "", "for=10.1.2.3;proto=https", 200},
+		{"Forwarded from a trusted proxy, client outside", "127.0.0.0/8", true, "", "for=192.0.2.1", 403},
+		{"spoofed Forwarded from an untrusted client", "10.0.0.0/8", false, "", "for=10.1.2.3", 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(StickyOff)
@@ -210,6 +219,9 @@ func TestAllowList(t *testing.T) {
 			req, _ := http.NewRequest("GET", front.URL+"/carbon/admin/login.jsp", nil)
 			if tc.xff != "" {
 				req.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			if tc.fwd != "" {
+				req.Header.Set("Forwarded", tc.fwd)
 			}
 			resp, err := c.Do(req)
 			if err != nil {
