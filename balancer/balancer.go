@@ -30,7 +30,7 @@ type Balancer struct {
 	pools     map[string][]*backend // pool → backends, the source of truth
 	svcStats  map[string]*serviceStats
 	closed    bool
-	rtByTO    map[Timeouts]*http.Transport
+	rtByTO    map[Timeouts]*h1Transport
 	upgrades  map[io.Closer]struct{} // hijacked connections, closed by Close
 	closeOnce sync.Once
 
@@ -72,7 +72,7 @@ func New(cfg Config) (*Balancer, error) {
 		cfg:      c,
 		pools:    map[string][]*backend{},
 		svcStats: map[string]*serviceStats{},
-		rtByTO:   map[Timeouts]*http.Transport{},
+		rtByTO:   map[Timeouts]*h1Transport{},
 		upgrades: map[io.Closer]struct{}{},
 		custom:   c.Transport,
 	}
@@ -316,7 +316,7 @@ func (b *Balancer) retireTransports(services []Service) {
 	}
 }
 
-func (b *Balancer) newTransport(t Timeouts, idle int) *http.Transport {
+func (b *Balancer) newTransport(t Timeouts, idle int) *h1Transport {
 	d := &net.Dialer{Timeout: t.Dial, KeepAlive: 30 * time.Second}
 	rt, wt := t.Read, t.Write
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -338,17 +338,23 @@ func (b *Balancer) newTransport(t Timeouts, idle int) *http.Transport {
 		// to fail.
 		idleTimeout = max(rt/2, 1) // zero would mean no limit
 	}
-	return &http.Transport{
-		DialContext:           dial,
-		TLSClientConfig:       tlsc,
-		TLSHandshakeTimeout:   t.Dial,
-		MaxIdleConnsPerHost:   idle,
-		IdleConnTimeout:       idleTimeout,
-		ResponseHeaderTimeout: t.Read,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // pass bodies through as the backend sent them
-		ReadBufferSize:        16 << 10,
-		WriteBufferSize:       16 << 10,
+	return &h1Transport{
+		dial:     dial,
+		maxIdle:  idle,
+		idleTime: idleTimeout,
+		header:   t.Read,
+		fallback: &http.Transport{
+			DialContext:           dial,
+			TLSClientConfig:       tlsc,
+			TLSHandshakeTimeout:   t.Dial,
+			MaxIdleConnsPerHost:   idle,
+			IdleConnTimeout:       idleTimeout,
+			ResponseHeaderTimeout: t.Read,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true, // pass bodies through as the backend sent them
+			ReadBufferSize:        16 << 10,
+			WriteBufferSize:       16 << 10,
+		},
 	}
 }
 
@@ -357,9 +363,10 @@ func (b *Balancer) newTransport(t Timeouts, idle int) *http.Transport {
 // two successive reads of a response (Timeouts.Read, nginx
 // proxy_read_timeout).
 //
-// The wait for the response header is left to the Transport's
-// ResponseHeaderTimeout, which starts once the request is written: the
-// Transport's background reader is blocked in Read from the moment the
+// The wait for the response header is left to the transport, which starts
+// it once the request is written (h1Transport sets the read deadline itself
+// after writing; the fallback net/http Transport has ResponseHeaderTimeout):
+// net/http's background reader is blocked in Read from the moment the
 // connection is made or returned to the pool, long before a request is
 // sent, so a deadline set at the start of that Read would count a slow
 // upload against the response. So a Write clears the read deadline (also

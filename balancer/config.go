@@ -366,8 +366,11 @@ type Config struct {
 	// known: only the super tenant and unknown tenants).
 	Tenants TenantResolver
 	// Transport sends requests and HTTP health probes to backends. Nil
-	// means built-in *http.Transport values tuned for proxying (keep-alive,
-	// no compression, per-service timeouts). When set, Timeouts.Dial,
+	// means the built-in client, one per distinct Timeouts: requests
+	// without a body to plain-HTTP backends are sent on the request's own
+	// goroutine over pooled keep-alive connections, the others through an
+	// *http.Transport tuned for proxying (keep-alive, no compression). When
+	// set, Timeouts.Dial,
 	// Timeouts.Write and Timeouts.Read between body reads are up to it. It
 	// is fixed at New.
 	Transport http.RoundTripper

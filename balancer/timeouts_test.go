@@ -237,8 +237,9 @@ func TestIdleTimeoutBelowRead(t *testing.T) {
 	if tr == nil {
 		t.Fatal("no transport for the service's timeouts")
 	}
-	if tr.IdleConnTimeout != time.Second || tr.ResponseHeaderTimeout != 2*time.Second {
-		t.Errorf("IdleConnTimeout %v, ResponseHeaderTimeout %v; want 1s and 2s", tr.IdleConnTimeout, tr.ResponseHeaderTimeout)
+	if tr.idleTime != time.Second || tr.fallback.IdleConnTimeout != time.Second || tr.fallback.ResponseHeaderTimeout != 2*time.Second {
+		t.Errorf("idle time %v, fallback IdleConnTimeout %v, ResponseHeaderTimeout %v; want 1s, 1s and 2s",
+			tr.idleTime, tr.fallback.IdleConnTimeout, tr.fallback.ResponseHeaderTimeout)
 	}
 }
 

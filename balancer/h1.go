@@ -1,0 +1,269 @@
+package balancer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// h1Transport is the balancer's client for plain-HTTP backends. A request
+// without a body, the most common kind, is written and its response read on
+// the calling goroutine over a pooled keep-alive connection: no goroutine per
+// connection and no hand-off between goroutines per request, which is where
+// net/http's Transport spends most of its time under this load. Everything
+// else — TLS backends, request bodies (a backend may answer before reading
+// them, which needs writing and reading at once), protocol upgrades and
+// Expect: 100-continue — goes to fallback, a net/http Transport with the same
+// dialer.
+type h1Transport struct {
+	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	fallback *http.Transport
+	maxIdle  int           // idle connections kept per backend address
+	idleTime time.Duration // an idle connection older than this is closed
+	header   time.Duration // the wait for a response header (Timeouts.Read); 0: none
+
+	mu    sync.Mutex // protects the fields below
+	idle  map[string][]*h1Conn
+	sweep *time.Timer // pending sweep of expired idle connections, or nil
+}
+
+// h1Conn is a keep-alive connection to a backend.
+type h1Conn struct {
+	addr   string // the pool's key: the request's host:port
+	conn   net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+}
+
+// errUnusable says that a pooled connection was found closed by the backend
+// before it answered a byte: it had been closed while idle. The request,
+// which has no body, is written again on a new connection.
+var errUnusable = errors.New("balancer: idle backend connection closed")
+
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) ||
+		len(req.Header["Upgrade"]) > 0 || len(req.Header["Expect"]) > 0 {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		addr = net.JoinHostPort(req.URL.Hostname(), "80")
+	}
+	for {
+		pc, reused := t.get(addr), true
+		if pc == nil {
+			c, err := t.dial(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			pc, reused = &h1Conn{addr: addr, conn: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false
+		}
+		resp, err := t.exchange(ctx, pc, req, reused)
+		if errors.Is(err, errUnusable) && ctx.Err() == nil {
+			continue
+		}
+		return resp, err
+	}
+}
+
+// exchange writes req on pc and reads the response header. On error pc is
+// closed; the error is errUnusable when pc was reused and failed before any
+// byte of a response.
+func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request, reused bool) (*http.Response, error) {
+	// A client that goes away, or a deadline, ends the exchange: closing the
+	// connection ends a blocked write or read.
+	stop := context.AfterFunc(ctx, func() { pc.conn.Close() })
+	fail := func(err error, beforeResponse bool) (*http.Response, error) {
+		stop()
+		pc.conn.Close()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("%w (%v)", cerr, err)
+		}
+		if reused && beforeResponse && connGone(err) {
+			return nil, errUnusable
+		}
+		return nil, err
+	}
+	if err := req.Write(pc.bw); err != nil {
+		return fail(err, true)
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return fail(err, true)
+	}
+	if t.header > 0 {
+		// The header wait; once bytes arrive, deadlineConn times the reads.
+		pc.conn.SetReadDeadline(time.Now().Add(t.header))
+	}
+	for {
+		if _, err := pc.br.Peek(1); err != nil {
+			return fail(err, true)
+		}
+		resp, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return fail(err, false)
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 {
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				return fail(errors.New("balancer: backend switched protocols on a request that asked for no upgrade"), false)
+			}
+			continue // an informational response (103 Early Hints): the final one follows
+		}
+		keep := !resp.Close && !req.Close
+		if resp.Body == http.NoBody {
+			t.release(pc, stop, keep)
+			return resp, nil
+		}
+		resp.Body = &h1Body{t: t, pc: pc, body: resp.Body, stop: stop, keep: keep}
+		return resp, nil
+	}
+}
+
+// connGone reports whether err says the backend closed the connection.
+func connGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// release returns pc to the pool when keep holds and the cancellation
+// watch could be stopped before it fired; otherwise it closes pc.
+func (t *h1Transport) release(pc *h1Conn, stop func() bool, keep bool) {
+	if !stop() || !keep {
+		pc.conn.Close()
+		return
+	}
+	t.put(pc)
+}
+
+// get returns an idle connection to addr that has not expired, or nil.
+func (t *h1Transport) get(addr string) *h1Conn {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.idle[addr]
+	for len(l) > 0 {
+		pc := l[len(l)-1]
+		l[len(l)-1] = nil
+		l = l[:len(l)-1]
+		if now.Sub(pc.idleAt) < t.idleTime {
+			t.idle[addr] = l
+			return pc
+		}
+		pc.conn.Close()
+	}
+	delete(t.idle, addr)
+	return nil
+}
+
+// put keeps pc for reuse, or closes it when maxIdle are kept already.
+func (t *h1Transport) put(pc *h1Conn) {
+	pc.idleAt = time.Now()
+	addr := pc.addr
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.idle == nil {
+		t.idle = make(map[string][]*h1Conn)
+	}
+	if len(t.idle[addr]) >= t.maxIdle {
+		pc.conn.Close()
+		return
+	}
+	t.idle[addr] = append(t.idle[addr], pc)
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(t.idleTime, t.sweepIdle)
+	}
+}
+
+// sweepIdle closes the idle connections that expired, and comes back while
+// any remain.
+func (t *h1Transport) sweepIdle() {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweep = nil
+	oldest := now
+	for addr, l := range t.idle {
+		kept := l[:0]
+		for _, pc := range l {
+			if now.Sub(pc.idleAt) >= t.idleTime {
+				pc.conn.Close()
+				continue
+			}
+			kept = append(kept, pc)
+			if pc.idleAt.Before(oldest) {
+				oldest = pc.idleAt
+			}
+		}
+		clear(l[len(kept):])
+		if len(kept) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = kept
+		}
+	}
+	if len(t.idle) > 0 {
+		t.sweep = time.AfterFunc(oldest.Add(t.idleTime).Sub(now), t.sweepIdle)
+	}
+}
+
+// CloseIdleConnections closes every idle connection, the fallback's too.
+func (t *h1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	for _, l := range t.idle {
+		for _, pc := range l {
+			pc.conn.Close()
+		}
+	}
+	t.idle = nil
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.sweep = nil
+	}
+	t.mu.Unlock()
+	t.fallback.CloseIdleConnections()
+}
+
+// h1Body is a response body that returns its connection to the pool once
+// read to the end, and closes it when closed earlier.
+type h1Body struct {
+	t    *h1Transport
+	pc   *h1Conn
+	body io.ReadCloser
+	stop func() bool
+	keep bool
+	done bool // the connection was released or closed
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err != nil {
+		b.done = true
+		if err == io.EOF {
+			b.t.release(b.pc, b.stop, b.keep)
+		} else {
+			b.stop()
+			b.pc.conn.Close()
+		}
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.done = true
+		b.stop()
+		b.pc.conn.Close()
+	}
+	return nil
+}
