@@ -213,3 +213,70 @@ func TestH1ClientGone(t *testing.T) {
 		t.Errorf("a client leaving counted as a backend failure: %q", bs.LastError)
 	}
 }
+
+// rawBackend answers every connection's first request with reply, written
+// as is, then closes the connection when close is set.
+func rawBackend(t *testing.T, reply string, closeAfter bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			buf := make([]byte, 4096)
+			c.Read(buf) // the request; small enough for one read on loopback
+			io.WriteString(c, reply)
+			if closeAfter {
+				c.Close()
+			}
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestH1BadResponses: a backend that answers garbage is a 502 and a
+// failure; one that answers HTTP/1.0 with a body ended by closing is passed
+// on whole.
+func TestH1BadResponses(t *testing.T) {
+	for _, tc := range []struct {
+		name, reply string
+		closeAfter  bool
+		wantCode    int
+		wantBody    string
+	}{
+		{"garbage", "SSH-2.0-OpenSSH_9.6\r\n", true, http.StatusBadGateway, ""},
+		{"bad header", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nok", true, http.StatusBadGateway, ""},
+		{"no status line then close", "", true, http.StatusBadGateway, ""},
+		{"HTTP/1.0 body until close", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it\n", true, http.StatusOK, "all of it\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(StickyOff)
+			cfg.Services[0].Retry.Attempts = 1
+			lb := mustNew(t, cfg)
+			lb.SetBackends("p", []Backend{{ID: "raw", URL: rawBackend(t, tc.reply, tc.closeAfter)}})
+			front, c := newFront(t, lb)
+			code, _, _, body := get(t, c, front.URL+"/", "")
+			if code != tc.wantCode || (tc.wantCode == 200 && body != tc.wantBody) {
+				t.Errorf("status %d body %q, want %d %q", code, body, tc.wantCode, tc.wantBody)
+			}
+			if bs := backendStatus(lb, "raw"); (bs.Failures > 0) != (tc.wantCode != 200) {
+				t.Errorf("backend failures %d (last error %q) for a %d", bs.Failures, bs.LastError, tc.wantCode)
+			}
+		})
+	}
+}
