@@ -339,10 +339,12 @@ func (b *Balancer) newTransport(t Timeouts, idle int) *h1Transport {
 		idleTimeout = max(rt/2, 1) // zero would mean no limit
 	}
 	return &h1Transport{
-		dial:     dial,
-		maxIdle:  idle,
-		idleTime: idleTimeout,
-		header:   t.Read,
+		dial:      dial,
+		tls:       tlsc,
+		handshake: t.Dial,
+		maxIdle:   idle,
+		idleTime:  idleTimeout,
+		header:    t.Read,
 		fallback: &http.Transport{
 			DialContext:           dial,
 			TLSClientConfig:       tlsc,

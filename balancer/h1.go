@@ -3,6 +3,7 @@ package balancer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,21 +14,23 @@ import (
 	"time"
 )
 
-// h1Transport is the balancer's client for plain-HTTP backends. A request
-// without a body, the most common kind, is written and its response read on
-// the calling goroutine over a pooled keep-alive connection: no goroutine per
-// connection and no hand-off between goroutines per request, which is where
-// net/http's Transport spends most of its time under this load. Everything
-// else — TLS backends, request bodies (a backend may answer before reading
-// them, which needs writing and reading at once), protocol upgrades and
-// Expect: 100-continue — goes to fallback, a net/http Transport with the same
-// dialer.
+// h1Transport is the balancer's HTTP/1.1 client. A request without a body,
+// the most common kind, is written and its response read on the calling
+// goroutine over a pooled keep-alive connection (TLS for https backends): no
+// goroutine per connection and no hand-off between goroutines per request,
+// which is where net/http's Transport spends most of its time under this
+// load. The rest — request bodies (a backend may answer before reading them,
+// which needs writing and reading at once), protocol upgrades and Expect:
+// 100-continue — goes to fallback, a net/http Transport with the same dialer
+// and TLS configuration.
 type h1Transport struct {
-	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
-	fallback *http.Transport
-	maxIdle  int           // idle connections kept per backend address
-	idleTime time.Duration // an idle connection older than this is closed
-	header   time.Duration // the wait for a response header (Timeouts.Read); 0: none
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls       *tls.Config   // for https backends; nil: the defaults
+	handshake time.Duration // bound on a TLS handshake (Timeouts.Dial); 0: none
+	fallback  *http.Transport
+	maxIdle   int           // idle connections kept per backend address
+	idleTime  time.Duration // an idle connection older than this is closed
+	header    time.Duration // the wait for a response header (Timeouts.Read); 0: none
 
 	mu    sync.Mutex // protects the fields below
 	idle  map[string][]*h1Conn
@@ -36,7 +39,7 @@ type h1Transport struct {
 
 // h1Conn is a keep-alive connection to a backend.
 type h1Conn struct {
-	addr   string // the pool's key: the request's host:port
+	key    string // the pool's key: scheme://host:port
 	conn   net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -49,23 +52,29 @@ type h1Conn struct {
 var errUnusable = errors.New("balancer: idle backend connection closed")
 
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme != "http" || (req.Body != nil && req.Body != http.NoBody) ||
+	scheme := req.URL.Scheme
+	if (scheme != "http" && scheme != "https") || (req.Body != nil && req.Body != http.NoBody) ||
 		len(req.Header["Upgrade"]) > 0 || len(req.Header["Expect"]) > 0 {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
 	addr := req.URL.Host
 	if req.URL.Port() == "" {
-		addr = net.JoinHostPort(req.URL.Hostname(), "80")
+		port := "80"
+		if scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(req.URL.Hostname(), port)
 	}
+	key := scheme + "://" + addr
 	for {
-		pc, reused := t.get(addr), true
+		pc, reused := t.get(key), true
 		if pc == nil {
-			c, err := t.dial(ctx, "tcp", addr)
+			c, err := t.connect(ctx, scheme, addr, req.URL.Hostname())
 			if err != nil {
 				return nil, err
 			}
-			pc, reused = &h1Conn{addr: addr, conn: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false
+			pc, reused = &h1Conn{key: key, conn: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false
 		}
 		resp, err := t.exchange(ctx, pc, req, reused)
 		if errors.Is(err, errUnusable) && ctx.Err() == nil {
@@ -73,6 +82,38 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
+}
+
+// connect dials addr and, for https, completes a TLS handshake that offers
+// HTTP/1.1 only, verifying the certificate for host unless the TLS
+// configuration names another server.
+func (t *h1Transport) connect(ctx context.Context, scheme, addr, host string) (net.Conn, error) {
+	c, err := t.dial(ctx, "tcp", addr)
+	if err != nil || scheme != "https" {
+		return c, err
+	}
+	var cfg *tls.Config
+	if t.tls != nil {
+		cfg = t.tls.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	hctx := ctx
+	if t.handshake > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, t.handshake)
+		defer cancel()
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // exchange writes req on pc and reads the response header. On error pc is
@@ -143,40 +184,39 @@ func (t *h1Transport) release(pc *h1Conn, stop func() bool, keep bool) {
 	t.put(pc)
 }
 
-// get returns an idle connection to addr that has not expired, or nil.
-func (t *h1Transport) get(addr string) *h1Conn {
+// get returns an idle connection for key that has not expired, or nil.
+func (t *h1Transport) get(key string) *h1Conn {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	l := t.idle[addr]
+	l := t.idle[key]
 	for len(l) > 0 {
 		pc := l[len(l)-1]
 		l[len(l)-1] = nil
 		l = l[:len(l)-1]
 		if now.Sub(pc.idleAt) < t.idleTime {
-			t.idle[addr] = l
+			t.idle[key] = l
 			return pc
 		}
 		pc.conn.Close()
 	}
-	delete(t.idle, addr)
+	delete(t.idle, key)
 	return nil
 }
 
 // put keeps pc for reuse, or closes it when maxIdle are kept already.
 func (t *h1Transport) put(pc *h1Conn) {
 	pc.idleAt = time.Now()
-	addr := pc.addr
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.idle == nil {
 		t.idle = make(map[string][]*h1Conn)
 	}
-	if len(t.idle[addr]) >= t.maxIdle {
+	if len(t.idle[pc.key]) >= t.maxIdle {
 		pc.conn.Close()
 		return
 	}
-	t.idle[addr] = append(t.idle[addr], pc)
+	t.idle[pc.key] = append(t.idle[pc.key], pc)
 	if t.sweep == nil {
 		t.sweep = time.AfterFunc(t.idleTime, t.sweepIdle)
 	}
@@ -190,7 +230,7 @@ func (t *h1Transport) sweepIdle() {
 	defer t.mu.Unlock()
 	t.sweep = nil
 	oldest := now
-	for addr, l := range t.idle {
+	for key, l := range t.idle {
 		kept := l[:0]
 		for _, pc := range l {
 			if now.Sub(pc.idleAt) >= t.idleTime {
@@ -204,9 +244,9 @@ func (t *h1Transport) sweepIdle() {
 		}
 		clear(l[len(kept):])
 		if len(kept) == 0 {
-			delete(t.idle, addr)
+			delete(t.idle, key)
 		} else {
-			t.idle[addr] = kept
+			t.idle[key] = kept
 		}
 	}
 	if len(t.idle) > 0 {

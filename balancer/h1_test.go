@@ -77,7 +77,7 @@ func TestH1KeepAlive(t *testing.T) {
 	tr := lb.rtByTO[lb.cfg.Services[0].Timeouts]
 	lb.mu.Unlock()
 	tr.mu.Lock()
-	idle := len(tr.idle[srv.Listener.Addr().String()])
+	idle := len(tr.idle["http://"+srv.Listener.Addr().String()])
 	tr.mu.Unlock()
 	if idle != 1 {
 		t.Errorf("%d idle connections in the pool, want 1", idle)
@@ -278,5 +278,61 @@ func TestH1BadResponses(t *testing.T) {
 				t.Errorf("backend failures %d (last error %q) for a %d", bs.Failures, bs.LastError, tc.wantCode)
 			}
 		})
+	}
+}
+
+// TestH1HTTPSBackend: an https backend is reached over TLS (HTTP/1.1, the
+// certificate verified with Config.TLSClientConfig) on one kept-alive
+// connection; without the backend's CA the handshake fails: 502.
+func TestH1HTTPSBackend(t *testing.T) {
+	srv := &connCountingServer{closed: make(chan struct{}, 64)}
+	srv.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.requests.Add(1)
+		if r.TLS == nil || r.ProtoMajor != 1 {
+			http.Error(w, "want HTTP/1.1 over TLS, got "+r.Proto, http.StatusBadRequest)
+			return
+		}
+		okHandler(w, r)
+	}))
+	srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			srv.conns.Add(1)
+		}
+	}
+	srv.EnableHTTP2 = true // the backend offers h2; the balancer asks for HTTP/1.1
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	cfg := testConfig(StickyOff)
+	cfg.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig
+	lb := mustNew(t, cfg)
+	lb.SetBackends("p", []Backend{{ID: "tls", URL: srv.URL}})
+	front, c := newFront(t, lb)
+	for i := range 3 {
+		if code, _, _, body := get(t, c, front.URL+"/", ""); code != 200 || body != "ok\n" {
+			t.Fatalf("request %d: status %d body %q", i, code, body)
+		}
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Errorf("%d backend connections for 3 requests, want 1", n)
+	}
+	lb.mu.Lock()
+	tr := lb.rtByTO[lb.cfg.Services[0].Timeouts]
+	lb.mu.Unlock()
+	tr.mu.Lock()
+	idle := len(tr.idle["https://"+srv.Listener.Addr().String()])
+	tr.mu.Unlock()
+	if idle != 1 {
+		t.Errorf("%d idle TLS connections in the balancer's pool, want 1", idle)
+	}
+
+	untrusting := mustNew(t, testConfig(StickyOff)) // system roots only
+	untrusting.SetBackends("p", []Backend{{ID: "tls", URL: srv.URL}})
+	front2, c2 := newFront(t, untrusting)
+	if code, _, _, _ := get(t, c2, front2.URL+"/", ""); code != http.StatusBadGateway {
+		t.Errorf("backend certificate from an unknown CA: status %d, want 502", code)
+	}
+	if bs := backendStatus(untrusting, "tls"); !strings.Contains(bs.LastError, "certificate") {
+		t.Errorf("last error %q, want a certificate error", bs.LastError)
 	}
 }
