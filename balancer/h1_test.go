@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -334,5 +335,60 @@ func TestH1HTTPSBackend(t *testing.T) {
 	}
 	if bs := backendStatus(untrusting, "tls"); !strings.Contains(bs.LastError, "certificate") {
 		t.Errorf("last error %q, want a certificate error", bs.LastError)
+	}
+}
+
+// TestH1Concurrent: concurrent requests over connections that the backend
+// closes when idle for a few milliseconds, or after answering with
+// Connection: close, all succeed and none counts as a failure.
+func TestH1Concurrent(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%5 == 0 {
+			w.Header().Set("Connection", "close")
+		}
+		okHandler(w, r)
+	}))
+	srv.Config.IdleTimeout = 2 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	lb := mustNew(t, testConfig(StickyOff))
+	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
+	front, c := newFront(t, lb)
+	const workers, each = 8, 150
+	errs := make(chan string, workers*each)
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				resp, err := c.Get(front.URL + "/")
+				if err != nil {
+					errs <- err.Error()
+					continue
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || string(b) != "ok\n" {
+					errs <- fmt.Sprintf("worker %d request %d: status %d body %q err %v", w, i, resp.StatusCode, b, err)
+				}
+				if i%10 == 0 {
+					time.Sleep(3 * time.Millisecond) // let the backend's idle timeout close pooled connections
+				}
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if bs := backendStatus(lb, "b"); bs.Failures != 0 {
+		t.Errorf("%d backend failures, last %q", bs.Failures, bs.LastError)
+	}
+	if got := n.Load(); got != workers*each {
+		t.Errorf("backend served %d requests, want %d (each once)", got, workers*each)
 	}
 }
