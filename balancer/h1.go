@@ -41,10 +41,36 @@ type h1Transport struct {
 type h1Conn struct {
 	key    string // the pool's key: scheme://host:port
 	conn   net.Conn
-	br     *bufio.Reader
+	br     *bufio.Reader // reads through the h1Conn, which counts against limit
 	bw     *bufio.Writer
 	idleAt time.Time
+	limit  int64 // bytes left to read before the response header must have ended
 }
+
+// maxResponseHeader bounds a backend's response header, informational
+// responses before it included (net/http's Transport allows 10 MB; nginx,
+// with its default buffers, 4 or 8 KB).
+const maxResponseHeader = 1 << 20
+
+// errHeaderTooLarge is the error for a response header over maxResponseHeader.
+var errHeaderTooLarge = fmt.Errorf("balancer: backend response header larger than %d bytes", maxResponseHeader)
+
+// Read reads from the connection, at most limit bytes while a response
+// header is read.
+func (pc *h1Conn) Read(p []byte) (int, error) {
+	if pc.limit <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > pc.limit {
+		p = p[:pc.limit]
+	}
+	n, err := pc.conn.Read(p)
+	pc.limit -= int64(n)
+	return n, err
+}
+
+// noLimit is h1Conn.limit while a body is read.
+const noLimit = 1<<63 - 1
 
 // errUnusable says that a pooled connection was found closed by the backend
 // before it answered a byte: it had been closed while idle. The request,
@@ -74,7 +100,8 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if err != nil {
 				return nil, err
 			}
-			pc, reused = &h1Conn{key: key, conn: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false
+			pc, reused = &h1Conn{key: key, conn: c, bw: bufio.NewWriterSize(c, 4<<10)}, false
+			pc.br = bufio.NewReaderSize(pc, 16<<10)
 		}
 		resp, err := t.exchange(ctx, pc, req, reused)
 		if errors.Is(err, errUnusable) && ctx.Err() == nil {
@@ -144,6 +171,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		// The header wait; once bytes arrive, deadlineConn times the reads.
 		pc.conn.SetReadDeadline(time.Now().Add(t.header))
 	}
+	pc.limit = maxResponseHeader
 	for {
 		if _, err := pc.br.Peek(1); err != nil {
 			return fail(err, true)
@@ -158,6 +186,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 			}
 			continue // an informational response (103 Early Hints): the final one follows
 		}
+		pc.limit = noLimit
 		keep := !resp.Close && !req.Close
 		if resp.Body == http.NoBody {
 			t.release(pc, stop, keep)

@@ -3,6 +3,7 @@ package balancer
 import (
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -264,6 +265,8 @@ func TestH1BadResponses(t *testing.T) {
 		{"bad header", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nok", true, http.StatusBadGateway, ""},
 		{"no status line then close", "", true, http.StatusBadGateway, ""},
 		{"HTTP/1.0 body until close", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it\n", true, http.StatusOK, "all of it\n"},
+		{"header over 1 MiB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", maxResponseHeader+1) + "\r\n\r\n", true, http.StatusBadGateway, ""},
+		{"informational headers over 1 MiB", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: "+strings.Repeat("l", 1000)+"\r\n\r\n", 1100) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, http.StatusBadGateway, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(StickyOff)
@@ -275,8 +278,12 @@ func TestH1BadResponses(t *testing.T) {
 			if code != tc.wantCode || (tc.wantCode == 200 && body != tc.wantBody) {
 				t.Errorf("status %d body %q, want %d %q", code, body, tc.wantCode, tc.wantBody)
 			}
-			if bs := backendStatus(lb, "raw"); (bs.Failures > 0) != (tc.wantCode != 200) {
+			bs := backendStatus(lb, "raw")
+			if (bs.Failures > 0) != (tc.wantCode != 200) {
 				t.Errorf("backend failures %d (last error %q) for a %d", bs.Failures, bs.LastError, tc.wantCode)
+			}
+			if strings.Contains(tc.name, "1 MiB") && !strings.Contains(bs.LastError, "header larger than") {
+				t.Errorf("last error %q, want the header limit", bs.LastError)
 			}
 		})
 	}
@@ -300,7 +307,8 @@ func TestH1HTTPSBackend(t *testing.T) {
 			srv.conns.Add(1)
 		}
 	}
-	srv.EnableHTTP2 = true // the backend offers h2; the balancer asks for HTTP/1.1
+	srv.EnableHTTP2 = true                           // the backend offers h2; the balancer asks for HTTP/1.1
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 
