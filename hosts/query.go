@@ -24,12 +24,12 @@ type answer struct {
 // lookupName asks the servers for the A and AAAA records of the fully
 // qualified name, in parallel. It fails only when neither query got an
 // answer; one type failing while the other has addresses still succeeds.
-func (r *Resolver) lookupName(ctx context.Context, name string) (answer, *LookupError) {
+func (r *Resolver) lookupName(ctx context.Context, c *dnsConf, name string) (answer, *LookupError) {
 	var res [2]typeAnswer
 	var g errgroup.Group
 	for i, qt := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
 		g.Go(func() error {
-			res[i] = r.exchange(ctx, name, qt)
+			res[i] = r.exchange(ctx, c, name, qt)
 			return nil
 		})
 	}
@@ -69,16 +69,16 @@ type typeAnswer struct {
 
 // exchange asks the servers in order, Attempts rounds, for the records of
 // type qt of name, until one answers with NOERROR or NXDOMAIN.
-func (r *Resolver) exchange(ctx context.Context, name string, qt uint16) typeAnswer {
+func (r *Resolver) exchange(ctx context.Context, c *dnsConf, name string, qt uint16) typeAnswer {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qt)
 	m.SetEdns0(r.udpSize, false)
 	var last error
 	server := ""
-	for range r.attempts {
-		for _, s := range r.servers {
+	for range c.attempts {
+		for _, s := range c.servers {
 			server = s
-			resp, err := r.exchangeServer(ctx, m, s)
+			resp, err := r.exchangeServer(ctx, c, m, s)
 			if ctx.Err() != nil {
 				return typeAnswer{err: &LookupError{Server: s, Err: ctx.Err()}}
 			}
@@ -105,16 +105,16 @@ func (r *Resolver) exchange(ctx context.Context, name string, qt uint16) typeAns
 // exchangeServer sends m to one server over UDP and, when the answer is
 // truncated, again over TCP (RFC 7766 section 5). A server that does not
 // understand EDNS0 (FORMERR) is asked again without it (RFC 6891 section 7).
-func (r *Resolver) exchangeServer(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
-	resp, err := r.roundTrip(ctx, r.udp, m, server)
+func (r *Resolver) exchangeServer(ctx context.Context, c *dnsConf, m *dns.Msg, server string) (*dns.Msg, error) {
+	resp, err := r.roundTrip(ctx, c.timeout, c.udp, m, server)
 	if err == nil && resp.Rcode == dns.RcodeFormatError && m.IsEdns0() != nil {
 		plain := m.Copy()
 		plain.Extra = nil
 		m = plain
-		resp, err = r.roundTrip(ctx, r.udp, m, server)
+		resp, err = r.roundTrip(ctx, c.timeout, c.udp, m, server)
 	}
 	if err == nil && resp.Truncated {
-		resp, err = r.roundTrip(ctx, r.tcp, m, server)
+		resp, err = r.roundTrip(ctx, c.timeout, c.tcp, m, server)
 	}
 	return resp, err
 }
@@ -123,9 +123,9 @@ func (r *Resolver) exchangeServer(ctx context.Context, m *dns.Msg, server string
 var aLongTimeAgo = time.Unix(1, 0)
 
 // roundTrip sends m to server with c's network and reads the reply, within
-// the resolver's timeout, returning early when ctx is done.
-func (r *Resolver) roundTrip(ctx context.Context, c *dns.Client, m *dns.Msg, server string) (*dns.Msg, error) {
-	dctx, cancel := context.WithTimeout(ctx, r.timeout)
+// timeout, returning early when ctx is done.
+func (r *Resolver) roundTrip(ctx context.Context, timeout time.Duration, c *dns.Client, m *dns.Msg, server string) (*dns.Msg, error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	co, err := c.DialContext(dctx, server)
 	if err != nil {

@@ -30,13 +30,16 @@ type ResolverConfig struct {
 	// modification time or inode), checked at most once per
 	// HostsCheckInterval, on lookup: the Resolver runs no goroutine for it.
 	HostsFile string
-	// HostsCheckInterval is the least time between two checks of HostsFile.
-	// Zero means one second.
+	// HostsCheckInterval is the least time between two checks of HostsFile,
+	// and of ResolvConf. Zero means one second.
 	HostsCheckInterval time.Duration
 
-	// ResolvConf is the path of a resolv.conf(5) file, read once by
-	// NewResolver, that supplies nameserver, search, ndots, timeout and
-	// attempts for the fields below left at zero. "" means none.
+	// ResolvConf is the path of a resolv.conf(5) file that supplies
+	// nameserver, search, ndots, timeout and attempts for the fields below
+	// left at zero. "" means none. Like HostsFile, it is re-read when it
+	// changes, checked at most once per HostsCheckInterval on lookup; a
+	// changed file that cannot be read or holds an invalid server or search
+	// domain is logged and the previous settings kept.
 	ResolvConf string
 	// Servers are the DNS servers, "host:port" or "host" (port 53), asked in
 	// order: the next one on a timeout, a network error, SERVFAIL, REFUSED
@@ -105,15 +108,13 @@ type Resolver struct {
 	hostsLoads atomic.Int64 // hosts file parses, for tests
 	hostsGen   uint64       // the gen of the last snapshot; only loadHosts uses it
 
-	servers  []string
-	search   []string
-	ndots    int
-	timeout  time.Duration
-	attempts int
-	udpSize  uint16
-	maxTTL   time.Duration
-	maxNeg   time.Duration
-	udp, tcp *dns.Client
+	explicit   ResolverConfig // the DNS settings given, over those of resolvPath
+	resolvPath string
+	conf       atomic.Pointer[dnsConf]
+	nextConf   atomic.Int64 // ticks of the next resolv.conf check
+	udpSize    uint16
+	maxTTL     time.Duration
+	maxNeg     time.Duration
 
 	// The clock: ticks returns nanoseconds since base. With the real
 	// clock, whose reading costs as much as a cached lookup on some
@@ -139,6 +140,18 @@ type Resolver struct {
 	joined func()
 }
 
+// dnsConf is an immutable set of DNS settings: the configuration's own over
+// those of the resolv.conf file, then the defaults.
+type dnsConf struct {
+	servers  []string
+	search   []string
+	ndots    int
+	timeout  time.Duration
+	attempts int
+	udp, tcp *dns.Client
+	info     os.FileInfo // of the resolv.conf file read; nil: none
+}
+
 // hostsSnapshot is an immutable parse of the hosts file.
 type hostsSnapshot struct {
 	names map[string][]netip.Addr
@@ -154,11 +167,9 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		static:     make(map[string][]netip.Addr, len(cfg.Static)),
 		hostsPath:  cfg.HostsFile,
 		checkEvery: cfg.HostsCheckInterval,
-		servers:    cfg.Servers,
-		search:     cfg.Search,
-		ndots:      cfg.Ndots,
-		timeout:    cfg.Timeout,
-		attempts:   cfg.Attempts,
+		explicit: ResolverConfig{Servers: cfg.Servers, Search: cfg.Search, Ndots: cfg.Ndots,
+			Timeout: cfg.Timeout, Attempts: cfg.Attempts},
+		resolvPath: cfg.ResolvConf,
 		udpSize:    cfg.UDPSize,
 		maxTTL:     cfg.MaxTTL,
 		maxNeg:     cfg.MaxNegativeTTL,
@@ -178,62 +189,8 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		k := foldName(name)
 		r.static[k] = slices.Clip(append(r.static[k], addrs...))
 	}
-	if cfg.ResolvConf != "" {
-		rc, err := dns.ClientConfigFromFile(cfg.ResolvConf)
-		if err != nil {
-			return nil, fmt.Errorf("hosts: resolv.conf: %w", err)
-		}
-		if len(r.servers) == 0 {
-			for _, s := range rc.Servers {
-				r.servers = append(r.servers, net.JoinHostPort(s, rc.Port))
-			}
-		}
-		if len(r.search) == 0 {
-			r.search = rc.Search
-		}
-		if r.ndots == 0 {
-			r.ndots = rc.Ndots
-		}
-		if r.timeout == 0 && rc.Timeout > 0 {
-			r.timeout = time.Duration(rc.Timeout) * time.Second
-		}
-		if r.attempts == 0 {
-			r.attempts = rc.Attempts
-		}
-	}
-	for i, s := range r.servers {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			s = net.JoinHostPort(s, "53")
-		}
-		host, _, err := net.SplitHostPort(s)
-		if err != nil || host == "" {
-			return nil, fmt.Errorf("hosts: server %q: expected host:port or an IP address", r.servers[i])
-		}
-		if i == 0 {
-			r.servers = append([]string(nil), r.servers...)
-		}
-		r.servers[i] = s
-	}
-	for i, d := range r.search {
-		if _, ok := dns.IsDomainName(d); !ok || d == "" {
-			return nil, fmt.Errorf("hosts: search domain %q: not a domain name", d)
-		}
-		if i == 0 {
-			r.search = append([]string(nil), r.search...)
-		}
-		r.search[i] = dns.Fqdn(strings.ToLower(strings.TrimPrefix(d, ".")))
-	}
 	if r.checkEvery <= 0 {
 		r.checkEvery = time.Second
-	}
-	if r.ndots <= 0 {
-		r.ndots = 1
-	}
-	if r.timeout <= 0 {
-		r.timeout = 5 * time.Second
-	}
-	if r.attempts <= 0 {
-		r.attempts = 2
 	}
 	if r.udpSize < dns.MinMsgSize {
 		r.udpSize = 1232
@@ -254,8 +211,12 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	r.udp = &dns.Client{Net: "udp", UDPSize: r.udpSize, Timeout: r.timeout}
-	r.tcp = &dns.Client{Net: "tcp", Timeout: r.timeout}
+	c, err := r.readConf(nil)
+	if err != nil {
+		return nil, err
+	}
+	r.conf.Store(c)
+	r.nextConf.Store(r.ticks() + int64(r.checkEvery))
 	if r.hostsPath != "" {
 		if err := r.loadHosts(); err != nil {
 			return nil, err
@@ -439,10 +400,105 @@ func (r *Resolver) loadHosts() error {
 	return nil
 }
 
+// dnsSettings returns the current DNS settings, re-reading the resolv.conf
+// file first when the check interval has passed and it changed.
+func (r *Resolver) dnsSettings() *dnsConf {
+	old := r.conf.Load()
+	if r.resolvPath == "" {
+		return old
+	}
+	n := r.ticks()
+	if next := r.nextConf.Load(); n >= next && r.nextConf.CompareAndSwap(next, n+int64(r.checkEvery)) {
+		c, err := r.readConf(old)
+		switch {
+		case err != nil:
+			r.log.Warn("hosts: cannot reload resolv.conf, keeping the previous settings", "path", r.resolvPath, "err", err)
+		case c != old:
+			r.conf.Store(c)
+			r.log.Debug("hosts: resolv.conf loaded", "path", r.resolvPath, "servers", c.servers, "search", c.search)
+			return c
+		}
+	}
+	return old
+}
+
+// readConf builds the DNS settings from the configuration and the
+// resolv.conf file. It returns old when the file has not changed since old
+// was built.
+func (r *Resolver) readConf(old *dnsConf) (*dnsConf, error) {
+	e := r.explicit
+	c := &dnsConf{servers: e.Servers, search: e.Search, ndots: e.Ndots, timeout: e.Timeout, attempts: e.Attempts}
+	if r.resolvPath != "" {
+		info, err := os.Stat(r.resolvPath)
+		if err != nil {
+			return nil, fmt.Errorf("hosts: resolv.conf: %w", err)
+		}
+		if old != nil && old.info != nil && os.SameFile(old.info, info) &&
+			old.info.Size() == info.Size() && old.info.ModTime().Equal(info.ModTime()) {
+			return old, nil
+		}
+		rc, err := dns.ClientConfigFromFile(r.resolvPath)
+		if err != nil {
+			return nil, fmt.Errorf("hosts: resolv.conf: %w", err)
+		}
+		c.info = info
+		if len(c.servers) == 0 {
+			for _, s := range rc.Servers {
+				c.servers = append(c.servers, net.JoinHostPort(s, rc.Port))
+			}
+		}
+		if len(c.search) == 0 {
+			c.search = rc.Search
+		}
+		if c.ndots == 0 {
+			c.ndots = rc.Ndots
+		}
+		if c.timeout == 0 && rc.Timeout > 0 {
+			c.timeout = time.Duration(rc.Timeout) * time.Second
+		}
+		if c.attempts == 0 {
+			c.attempts = rc.Attempts
+		}
+	}
+	servers := make([]string, len(c.servers))
+	for i, s := range c.servers {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			s = net.JoinHostPort(s, "53")
+		}
+		host, _, err := net.SplitHostPort(s)
+		if err != nil || host == "" {
+			return nil, fmt.Errorf("hosts: server %q: expected host:port or an IP address", c.servers[i])
+		}
+		servers[i] = s
+	}
+	c.servers = servers
+	search := make([]string, len(c.search))
+	for i, d := range c.search {
+		if _, ok := dns.IsDomainName(d); !ok || d == "" {
+			return nil, fmt.Errorf("hosts: search domain %q: not a domain name", d)
+		}
+		search[i] = dns.Fqdn(strings.ToLower(strings.TrimPrefix(d, ".")))
+	}
+	c.search = search
+	if c.ndots <= 0 {
+		c.ndots = 1
+	}
+	if c.timeout <= 0 {
+		c.timeout = 5 * time.Second
+	}
+	if c.attempts <= 0 {
+		c.attempts = 2
+	}
+	c.udp = &dns.Client{Net: "udp", UDPSize: r.udpSize, Timeout: c.timeout}
+	c.tcp = &dns.Client{Net: "tcp", Timeout: c.timeout}
+	return c, nil
+}
+
 // resolve asks DNS, sharing the query with concurrent lookups of the same
 // name. hostsGen is the generation of the hosts file that did not hold it.
 func (r *Resolver) resolve(ctx context.Context, host, lower string, hostsGen uint64) ([]netip.Addr, error) {
-	if len(r.servers) == 0 {
+	c := r.dnsSettings()
+	if len(c.servers) == 0 {
 		return nil, &LookupError{Name: host, Err: ErrNotFound}
 	}
 	if _, ok := dns.IsDomainName(lower); !ok || strings.TrimSuffix(lower, ".") == "" || strings.Contains(lower, "..") {
@@ -451,7 +507,7 @@ func (r *Resolver) resolve(ctx context.Context, host, lower string, hostsGen uin
 	if err := ctx.Err(); err != nil {
 		return nil, &LookupError{Name: host, Err: err}
 	}
-	ch := r.flights.DoChan(lower, func() (any, error) { return r.query(host, lower, hostsGen) })
+	ch := r.flights.DoChan(lower, func() (any, error) { return r.query(c, host, lower, hostsGen) })
 	if r.joined != nil {
 		r.joined()
 	}
@@ -468,7 +524,7 @@ func (r *Resolver) resolve(ctx context.Context, host, lower string, hostsGen uin
 
 // query runs one DNS resolution of lower: each candidate name of the search
 // list in turn, A and AAAA in parallel, and caches the outcome.
-func (r *Resolver) query(host, lower string, hostsGen uint64) ([]netip.Addr, error) {
+func (r *Resolver) query(c *dnsConf, host, lower string, hostsGen uint64) ([]netip.Addr, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -488,8 +544,8 @@ func (r *Resolver) query(host, lower string, hostsGen uint64) ([]netip.Addr, err
 	}
 
 	negTTL, negCacheable := time.Duration(-1), true
-	for _, name := range r.candidates(lower) {
-		ans, err := r.lookupName(r.ctx, name)
+	for _, name := range c.candidates(lower) {
+		ans, err := r.lookupName(r.ctx, c, name)
 		if err != nil {
 			err.Name = host
 			if r.ctx.Err() != nil {
@@ -523,19 +579,19 @@ func (r *Resolver) query(host, lower string, hostsGen uint64) ([]netip.Addr, err
 // resolv.conf(5): a name ending in a dot is tried alone; a name with at
 // least ndots dots is tried as it is before the search domains, any other
 // name after them.
-func (r *Resolver) candidates(lower string) []string {
+func (c *dnsConf) candidates(lower string) []string {
 	if strings.HasSuffix(lower, ".") {
 		return []string{lower}
 	}
-	out := make([]string, 0, len(r.search)+1)
+	out := make([]string, 0, len(c.search)+1)
 	asIs := lower + "."
-	if strings.Count(lower, ".") >= r.ndots {
+	if strings.Count(lower, ".") >= c.ndots {
 		out = append(out, asIs)
 	}
-	for _, d := range r.search {
+	for _, d := range c.search {
 		out = append(out, lower+"."+d)
 	}
-	if strings.Count(lower, ".") < r.ndots {
+	if strings.Count(lower, ".") < c.ndots {
 		out = append(out, asIs)
 	}
 	return out

@@ -564,15 +564,16 @@ func TestNewResolverReadsResolvConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newTestResolver(t, nil, ResolverConfig{ResolvConf: path})
-	got := []any{r.servers, r.search, r.ndots, r.timeout, r.attempts}
+	c := r.conf.Load()
+	got := []any{c.servers, c.search, c.ndots, c.timeout, c.attempts}
 	want := []any{[]string{"127.0.0.1:53", "[::1]:53"}, []string{"corp.example.", "svc.example."}, 3, time.Second, 4}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("resolv.conf settings mismatch (-want +got):\n%s", diff)
 	}
 	// Explicit settings win.
 	r2 := newTestResolver(t, nil, ResolverConfig{ResolvConf: path, Servers: []string{"127.0.0.2"}, Ndots: 1})
-	if r2.servers[0] != "127.0.0.2:53" || r2.ndots != 1 {
-		t.Errorf("explicit settings lost: %v %d", r2.servers, r2.ndots)
+	if c2 := r2.conf.Load(); c2.servers[0] != "127.0.0.2:53" || c2.ndots != 1 {
+		t.Errorf("explicit settings lost: %v %d", c2.servers, c2.ndots)
 	}
 	for _, cfg := range []ResolverConfig{
 		{ResolvConf: filepath.Join(t.TempDir(), "missing")},
@@ -658,5 +659,54 @@ func TestResolverHostsFileWinsOverCache(t *testing.T) {
 	}
 	if n := qc.get("udp A"); n != 1 {
 		t.Errorf("A queries = %d, want 1", n)
+	}
+}
+
+// TestResolverResolvConfEditsPickedUp: a changed resolv.conf applies to the
+// lookups after the next check; one that cannot be read or holds an invalid
+// search domain is logged and the previous settings kept.
+func TestResolverResolvConfEditsPickedUp(t *testing.T) {
+	var qc queryCounter
+	z := newZone(60)
+	z.set("app.a.example", "10.0.0.1")
+	z.set("app.bb.example", "10.0.0.2")
+	srv := startDNS(t, &qc, z.handler)
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("search a.example\n")
+	clock := newFakeClock()
+	var logs syncBuffer
+	r := newTestResolver(t, clock, ResolverConfig{ResolvConf: path, Servers: []string{srv}, MaxTTL: -1,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if got := lookup(t, r, "app"); got != "10.0.0.1" {
+		t.Fatalf("lookup with search a.example = %q", got)
+	}
+	write("search bb.example\n")
+	clock.Advance(999 * time.Millisecond)
+	if got := lookup(t, r, "app"); got != "10.0.0.1" {
+		t.Errorf("lookup within a second of the last check = %q, want 10.0.0.1", got)
+	}
+	clock.Advance(time.Millisecond)
+	if got := lookup(t, r, "app"); got != "10.0.0.2" {
+		t.Errorf("lookup after the edit = %q, want 10.0.0.2 (search bb.example)", got)
+	}
+
+	write("search bad..example\n")
+	clock.Advance(time.Second)
+	if got := lookup(t, r, "app"); got != "10.0.0.2" {
+		t.Errorf("lookup after an invalid edit = %q, want the previous settings' 10.0.0.2", got)
+	}
+	os.Remove(path)
+	clock.Advance(time.Second)
+	if got := lookup(t, r, "app"); got != "10.0.0.2" {
+		t.Errorf("lookup after the file was removed = %q, want 10.0.0.2", got)
+	}
+	if n := strings.Count(logs.String(), "cannot reload resolv.conf"); n != 2 {
+		t.Errorf("%d reload warnings, want 2; log:\n%s", n, logs.String())
 	}
 }
