@@ -367,9 +367,10 @@ type Config struct {
 	Tenants TenantResolver
 	// Transport sends requests and HTTP health probes to backends. Nil
 	// means the built-in client, one per distinct Timeouts: requests
-	// without a body are sent on the request's own goroutine over pooled
-	// keep-alive connections (TLS for https backends), the others through
-	// an *http.Transport tuned for proxying (keep-alive, no compression). When
+	// without a body or with one of known length up to 64 KiB are sent on
+	// the request's own goroutine over pooled keep-alive connections (TLS
+	// for https backends), the others through an *http.Transport tuned for
+	// proxying (keep-alive, no compression). When
 	// set, Timeouts.Dial,
 	// Timeouts.Write and Timeouts.Read between body reads are up to it. It
 	// is fixed at New.

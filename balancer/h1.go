@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,13 +15,17 @@ import (
 	"time"
 )
 
-// h1Transport is the balancer's HTTP/1.1 client. A request without a body,
-// the most common kind, is written and its response read on the calling
-// goroutine over a pooled keep-alive connection (TLS for https backends): no
-// goroutine per connection and no hand-off between goroutines per request,
-// which is where net/http's Transport spends most of its time under this
-// load. The rest — request bodies (a backend may answer before reading them,
-// which needs writing and reading at once), protocol upgrades and Expect:
+// h1Transport is the balancer's HTTP/1.1 client. A request without a body or
+// with a small one of known length — the usual GET, and the usual SOAP or
+// form POST — is written and its response read on the calling goroutine over
+// a pooled keep-alive connection (TLS for https backends): no goroutine per
+// connection and no hand-off between goroutines per request, which is where
+// net/http's Transport spends most of its time under this load. A small body
+// is read whole once a connection is ready, then written with the header,
+// so it fits the socket buffers and can be written again on a new connection
+// if the pooled one turns out closed. The rest — bodies of unknown length or
+// over maxBufferedBody (a backend may answer before reading them, which
+// needs writing and reading at once), protocol upgrades and Expect:
 // 100-continue — goes to fallback, a net/http Transport with the same dialer
 // and TLS configuration.
 type h1Transport struct {
@@ -77,9 +82,16 @@ const noLimit = 1<<63 - 1
 // which has no body, is written again on a new connection.
 var errUnusable = errors.New("balancer: idle backend connection closed")
 
+// maxBufferedBody is the largest request body h1Transport sends itself.
+const maxBufferedBody = 64 << 10
+
+// bodyBufs holds buffers of maxBufferedBody bytes for request bodies.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, maxBufferedBody); return &b }}
+
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	scheme := req.URL.Scheme
-	if (scheme != "http" && scheme != "https") || (req.Body != nil && req.Body != http.NoBody) ||
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if (scheme != "http" && scheme != "https") || (hasBody && (req.ContentLength <= 0 || req.ContentLength > maxBufferedBody)) ||
 		len(req.Header["Upgrade"]) > 0 || len(req.Header["Expect"]) > 0 {
 		return t.fallback.RoundTrip(req)
 	}
@@ -93,17 +105,38 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		addr = net.JoinHostPort(req.URL.Hostname(), port)
 	}
 	key := scheme + "://" + addr
+	var body *[]byte // the request body, read once a connection is ready
+	defer func() {
+		if body != nil {
+			bodyBufs.Put(body)
+		}
+	}()
 	for {
 		pc, reused := t.get(key), true
 		if pc == nil {
 			c, err := t.connect(ctx, scheme, addr, req.URL.Hostname())
 			if err != nil {
-				return nil, err
+				return nil, err // the body is unread: the balancer may try another backend
 			}
 			pc, reused = &h1Conn{key: key, conn: c, bw: bufio.NewWriterSize(c, 4<<10)}, false
 			pc.br = bufio.NewReaderSize(pc, 16<<10)
 		}
-		resp, err := t.exchange(ctx, pc, req, reused)
+		out := req
+		if hasBody {
+			if body == nil {
+				body = bodyBufs.Get().(*[]byte)
+				_, err := io.ReadFull(req.Body, (*body)[:req.ContentLength])
+				req.Body.Close()
+				if err != nil {
+					t.put(pc) // unused
+					return nil, fmt.Errorf("balancer: reading the request body: %w", err)
+				}
+			}
+			r := *req
+			r.Body = io.NopCloser(bytes.NewReader((*body)[:req.ContentLength]))
+			out = &r
+		}
+		resp, err := t.exchange(ctx, pc, out, reused)
 		if errors.Is(err, errUnusable) && ctx.Err() == nil {
 			continue
 		}
@@ -161,12 +194,15 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		}
 		return nil, err
 	}
-	if err := req.Write(pc.bw); err != nil {
-		return fail(err, true)
+	werr := req.Write(pc.bw)
+	if werr == nil {
+		werr = pc.bw.Flush()
 	}
-	if err := pc.bw.Flush(); err != nil {
-		return fail(err, true)
+	if werr != nil && !connGone(werr) {
+		return fail(werr, true)
 	}
+	// A backend that closed the connection while the request was written
+	// may have answered first (413 to a body it will not read): read that.
 	if t.header > 0 {
 		// The header wait; once bytes arrive, deadlineConn times the reads.
 		pc.conn.SetReadDeadline(time.Now().Add(t.header))
@@ -174,6 +210,9 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 	pc.limit = maxResponseHeader
 	for {
 		if _, err := pc.br.Peek(1); err != nil {
+			if werr != nil {
+				err = werr
+			}
 			return fail(err, true)
 		}
 		resp, err := http.ReadResponse(pc.br, req)
@@ -187,7 +226,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 			continue // an informational response (103 Early Hints): the final one follows
 		}
 		pc.limit = noLimit
-		keep := !resp.Close && !req.Close
+		keep := werr == nil && !resp.Close && !req.Close
 		if resp.Body == http.NoBody {
 			t.release(pc, stop, keep)
 			return resp, nil

@@ -1,6 +1,8 @@
 package balancer
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log"
@@ -398,5 +400,65 @@ func TestH1Concurrent(t *testing.T) {
 	}
 	if got := n.Load(); got != workers*each {
 		t.Errorf("backend served %d requests, want %d (each once)", got, workers*each)
+	}
+}
+
+// TestH1RequestBodies: small bodies of known length go over pooled
+// connections and are written again when a pooled connection turns out
+// closed; larger ones and bodies of unknown length go through net/http's
+// Transport. Every body arrives whole.
+func TestH1RequestBodies(t *testing.T) {
+	srv := newConnCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %d %x", r.ContentLength, len(b), sha256.Sum256(b))
+	})
+	lb := mustNew(t, testConfig(StickyOff))
+	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
+	front, c := newFront(t, lb)
+	post := func(body io.Reader, length int64) {
+		t.Helper()
+		data, _ := io.ReadAll(body)
+		var rd io.Reader = bytes.NewReader(data)
+		if length < 0 {
+			rd = io.MultiReader(rd) // hides the length: the client sends it chunked
+		}
+		req, _ := http.NewRequest("POST", front.URL+"/services/Echo", rd)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := fmt.Sprintf("%d %d %x", length, len(data), sha256.Sum256(data))
+		if resp.StatusCode != 200 || string(got) != want {
+			t.Fatalf("POST of %d bytes (length %d): status %d, backend saw %q, want %q", len(data), length, resp.StatusCode, got, want)
+		}
+	}
+	soap := strings.Repeat("<soapenv:Envelope/>", 100)
+	for range 3 {
+		post(strings.NewReader(soap), int64(len(soap)))
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Errorf("%d backend connections for 3 small POSTs, want 1", n)
+	}
+	srv.CloseClientConnections()
+	select {
+	case <-srv.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend did not close its connection within 10 s")
+	}
+	post(strings.NewReader(soap), int64(len(soap))) // written again on a new connection
+	big := strings.Repeat("x", maxBufferedBody+1)
+	post(strings.NewReader(big), int64(len(big)))
+	post(strings.NewReader(soap), -1)
+	if bs := backendStatus(lb, "b"); bs.Failures != 0 {
+		t.Errorf("%d backend failures, last %q", bs.Failures, bs.LastError)
+	}
+	if n := srv.requests.Load(); n != 6 {
+		t.Errorf("backend served %d requests, want 6 (each once)", n)
 	}
 }
