@@ -79,7 +79,7 @@ const noLimit = 1<<63 - 1
 
 // errUnusable says that a pooled connection was found closed by the backend
 // before it answered a byte: it had been closed while idle. The request,
-// which has no body, is written again on a new connection.
+// whose body if any is buffered, is written again on a new connection.
 var errUnusable = errors.New("balancer: idle backend connection closed")
 
 // maxBufferedBody is the largest request body h1Transport sends itself.
