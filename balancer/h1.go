@@ -38,13 +38,19 @@ type h1Transport struct {
 	header    time.Duration // the wait for a response header (Timeouts.Read); 0: none
 
 	mu    sync.Mutex // protects the fields below
-	idle  map[string][]*h1Conn
+	idle  map[connKey][]*h1Conn
 	sweep *time.Timer // pending sweep of expired idle connections, or nil
+}
+
+// connKey identifies the backend of a pooled connection.
+type connKey struct {
+	tls  bool
+	addr string // host:port
 }
 
 // h1Conn is a keep-alive connection to a backend.
 type h1Conn struct {
-	key    string // the pool's key: scheme://host:port
+	key    connKey
 	conn   net.Conn
 	br     *bufio.Reader // reads through the h1Conn, which counts against limit
 	bw     *bufio.Writer
@@ -104,7 +110,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		addr = net.JoinHostPort(req.URL.Hostname(), port)
 	}
-	key := scheme + "://" + addr
+	key := connKey{tls: scheme == "https", addr: addr}
 	var body *[]byte // the request body, read once a connection is ready
 	defer func() {
 		if body != nil {
@@ -253,7 +259,7 @@ func (t *h1Transport) release(pc *h1Conn, stop func() bool, keep bool) {
 }
 
 // get returns an idle connection for key that has not expired, or nil.
-func (t *h1Transport) get(key string) *h1Conn {
+func (t *h1Transport) get(key connKey) *h1Conn {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -278,7 +284,7 @@ func (t *h1Transport) put(pc *h1Conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.idle == nil {
-		t.idle = make(map[string][]*h1Conn)
+		t.idle = make(map[connKey][]*h1Conn)
 	}
 	if len(t.idle[pc.key]) >= t.maxIdle {
 		pc.conn.Close()

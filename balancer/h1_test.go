@@ -81,7 +81,7 @@ func TestH1KeepAlive(t *testing.T) {
 	tr := lb.rtByTO[lb.cfg.Services[0].Timeouts]
 	lb.mu.Unlock()
 	tr.mu.Lock()
-	idle := len(tr.idle["http://"+srv.Listener.Addr().String()])
+	idle := len(tr.idle[connKey{addr: srv.Listener.Addr().String()}])
 	tr.mu.Unlock()
 	if idle != 1 {
 		t.Errorf("%d idle connections in the pool, want 1", idle)
@@ -331,7 +331,7 @@ func TestH1HTTPSBackend(t *testing.T) {
 	tr := lb.rtByTO[lb.cfg.Services[0].Timeouts]
 	lb.mu.Unlock()
 	tr.mu.Lock()
-	idle := len(tr.idle["https://"+srv.Listener.Addr().String()])
+	idle := len(tr.idle[connKey{tls: true, addr: srv.Listener.Addr().String()}])
 	tr.mu.Unlock()
 	if idle != 1 {
 		t.Errorf("%d idle TLS connections in the balancer's pool, want 1", idle)
