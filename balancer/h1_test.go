@@ -462,3 +462,32 @@ func TestH1RequestBodies(t *testing.T) {
 		t.Errorf("backend served %d requests, want 6 (each once)", n)
 	}
 }
+
+// TestH1ResponseTrailers: trailers of a chunked response reach the client,
+// and the connection is reused after them.
+func TestH1ResponseTrailers(t *testing.T) {
+	srv := newConnCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "part one\n")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "part two\n")
+		w.Header().Set("X-Checksum", "c0ffee")
+	})
+	lb := mustNew(t, testConfig(StickyOff))
+	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
+	front, c := newFront(t, lb)
+	for i := range 2 {
+		resp, err := c.Get(front.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "part one\npart two\n" || resp.Trailer.Get("X-Checksum") != "c0ffee" {
+			t.Errorf("request %d: body %q err %v trailer %q, want both parts and X-Checksum c0ffee", i, body, err, resp.Trailer.Get("X-Checksum"))
+		}
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Errorf("%d backend connections, want 1", n)
+	}
+}
