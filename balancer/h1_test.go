@@ -48,8 +48,8 @@ func newConnCountingServer(t *testing.T, h http.HandlerFunc) *connCountingServer
 
 func okHandler(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }
 
-// TestH1KeepAlive: body-less requests, answered with and without a body,
-// share one backend connection.
+// TestH1KeepAlive: body-less requests (GET and HEAD), answered with and
+// without a body, share one backend connection.
 func TestH1KeepAlive(t *testing.T) {
 	srv := newConnCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -73,8 +73,18 @@ func TestH1KeepAlive(t *testing.T) {
 			t.Fatalf("request %d %s: status %d body %q, want 2xx %q", i, path, code, body, want)
 		}
 	}
+	for range 2 {
+		resp, err := c.Head(front.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != 3 {
+			t.Fatalf("HEAD: status %d, Content-Length %d; want 200 and the GET's 3", resp.StatusCode, resp.ContentLength)
+		}
+	}
 	if n := srv.conns.Load(); n != 1 {
-		t.Errorf("%d backend connections for 6 sequential requests, want 1", n)
+		t.Errorf("%d backend connections for 8 sequential requests, want 1", n)
 	}
 	// The connection is in the balancer's own pool, not net/http's.
 	lb.mu.Lock()
