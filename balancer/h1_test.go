@@ -25,6 +25,15 @@ type connCountingServer struct {
 
 func newConnCountingServer(t *testing.T, h http.HandlerFunc) *connCountingServer {
 	t.Helper()
+	s := newUnstartedConnCountingServer(h)
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newUnstartedConnCountingServer is newConnCountingServer not yet started,
+// for a caller to configure and start (StartTLS) and close.
+func newUnstartedConnCountingServer(h http.HandlerFunc) *connCountingServer {
 	s := &connCountingServer{closed: make(chan struct{}, 64)}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
@@ -41,9 +50,18 @@ func newConnCountingServer(t *testing.T, h http.HandlerFunc) *connCountingServer
 			}
 		}
 	}
-	s.Start()
-	t.Cleanup(s.Close)
 	return s
+}
+
+// idleConns returns the number of idle connections to key in the pool of
+// the transport of lb's first service.
+func idleConns(lb *Balancer, key connKey) int {
+	lb.mu.Lock()
+	tr := lb.rtByTO[lb.cfg.Services[0].Timeouts]
+	lb.mu.Unlock()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return len(tr.idle[key])
 }
 
 func okHandler(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }
@@ -87,13 +105,7 @@ func TestH1KeepAlive(t *testing.T) {
 		t.Errorf("%d backend connections for 8 sequential requests, want 1", n)
 	}
 	// The connection is in the balancer's own pool, not net/http's.
-	lb.mu.Lock()
-	tr := lb.rtByTO[lb.cfg.Services[0].Timeouts]
-	lb.mu.Unlock()
-	tr.mu.Lock()
-	idle := len(tr.idle[connKey{addr: srv.Listener.Addr().String()}])
-	tr.mu.Unlock()
-	if idle != 1 {
+	if idle := idleConns(lb, connKey{addr: srv.Listener.Addr().String()}); idle != 1 {
 		t.Errorf("%d idle connections in the pool, want 1", idle)
 	}
 }
@@ -305,20 +317,13 @@ func TestH1BadResponses(t *testing.T) {
 // certificate verified with Config.TLSClientConfig) on one kept-alive
 // connection; without the backend's CA the handshake fails: 502.
 func TestH1HTTPSBackend(t *testing.T) {
-	srv := &connCountingServer{closed: make(chan struct{}, 64)}
-	srv.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		srv.requests.Add(1)
+	srv := newUnstartedConnCountingServer(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || r.ProtoMajor != 1 {
 			http.Error(w, "want HTTP/1.1 over TLS, got "+r.Proto, http.StatusBadRequest)
 			return
 		}
 		okHandler(w, r)
-	}))
-	srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
-		if st == http.StateNew {
-			srv.conns.Add(1)
-		}
-	}
+	})
 	srv.EnableHTTP2 = true                           // the backend offers h2; the balancer asks for HTTP/1.1
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
 	srv.StartTLS()
@@ -337,13 +342,7 @@ func TestH1HTTPSBackend(t *testing.T) {
 	if n := srv.conns.Load(); n != 1 {
 		t.Errorf("%d backend connections for 3 requests, want 1", n)
 	}
-	lb.mu.Lock()
-	tr := lb.rtByTO[lb.cfg.Services[0].Timeouts]
-	lb.mu.Unlock()
-	tr.mu.Lock()
-	idle := len(tr.idle[connKey{tls: true, addr: srv.Listener.Addr().String()}])
-	tr.mu.Unlock()
-	if idle != 1 {
+	if idle := idleConns(lb, connKey{tls: true, addr: srv.Listener.Addr().String()}); idle != 1 {
 		t.Errorf("%d idle TLS connections in the balancer's pool, want 1", idle)
 	}
 

@@ -302,16 +302,11 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
-// TestMembershipPools runs a site whose axis2.xml makes it a cluster member:
-// the workers' pool follows a member that joins and leaves, beside a static
-// pool for the manager.
-func TestMembershipPools(t *testing.T) {
-	leakcheck.Check(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "loadbalancer.conf")
-	write(t, conf, lbconf(true, 600000))
+// memberAxis2 writes to dir an axis2.xml that makes the balancer a member
+// of wso2.esb.domain on 127.0.0.1:4000 with no well-known members, and
+// returns it and its path.
+func memberAxis2(t *testing.T, dir string) (*carbonconf.Axis2, string) {
+	t.Helper()
 	a, err := carbonconf.LoadAxis2("../../carbonnode/testdata/carbon-home/repository/conf/axis2/axis2.xml")
 	if err != nil {
 		t.Fatal(err)
@@ -332,6 +327,20 @@ func TestMembershipPools(t *testing.T) {
 	if err := a.Save(axis2); err != nil {
 		t.Fatal(err)
 	}
+	return a, axis2
+}
+
+// TestMembershipPools runs a site whose axis2.xml makes it a cluster member:
+// the workers' pool follows a member that joins and leaves, beside a static
+// pool for the manager.
+func TestMembershipPools(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "loadbalancer.conf")
+	write(t, conf, lbconf(true, 600000))
+	_, axis2 := memberAxis2(t, dir)
 	// The cluster's traffic is encrypted: a member without the key could
 	// not join.
 	clusterKey := filepath.Join(dir, "cluster.key")
@@ -418,26 +427,7 @@ func TestReloadAxis2(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "loadbalancer.conf")
 	write(t, conf, lbconf(false, 600000))
-	a, err := carbonconf.LoadAxis2("../../carbonnode/testdata/carbon-home/repository/conf/axis2/axis2.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, step := range []error{
-		a.SetClusteringEnabled(true),
-		a.SetClusteringParameter("membershipScheme", "wka"),
-		a.SetClusteringParameter("domain", "wso2.esb.domain"),
-		a.SetClusteringParameter("localMemberHost", "127.0.0.1"),
-		a.SetClusteringParameter("localMemberPort", "4000"),
-		a.SetMembers(nil),
-	} {
-		if step != nil {
-			t.Fatal(step)
-		}
-	}
-	axis2 := filepath.Join(dir, "axis2.xml")
-	if err := a.Save(axis2); err != nil {
-		t.Fatal(err)
-	}
+	a, axis2 := memberAxis2(t, dir)
 	var log syncBuffer
 	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	free := 0
