@@ -381,3 +381,17 @@ func (b *h1Body) Close() error {
 	}
 	return nil
 }
+
+// requestNotSent reports whether err, returned by a RoundTrip of the
+// balancer's transport (h1Transport or its fallback), proves that no byte of
+// the request reached the backend: the request may then be sent to another
+// backend whatever its method, provided its body can be produced again.
+func requestNotSent(err error) bool {
+	return isDialError(err)
+}
+
+// responseStarted reports whether err, returned by a RoundTrip, came after
+// some byte of a response had arrived: the request is then never sent again.
+func responseStarted(err error) bool {
+	return false
+}
