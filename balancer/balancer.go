@@ -28,6 +28,7 @@ type Balancer struct {
 	mu        sync.Mutex            // serializes Update, SetBackends, Close; protects the fields below
 	cfg       Config                // normalized
 	pools     map[string][]*backend // pool → backends, the source of truth
+	queues    map[string]*waitQueue // pool → its wait queue, kept while the Balancer lives
 	svcStats  map[string]*serviceStats
 	closed    bool
 	rtByTO    map[Timeouts]*h1Transport
@@ -58,6 +59,7 @@ type state struct {
 	trusted    []netip.Prefix
 	serverVal  []string // X-Forwarded-Server value
 	forwarded  bool
+	upgrades   []string // Config.Upgrades, lower case
 	tenants    TenantResolver
 }
 
@@ -71,6 +73,7 @@ func New(cfg Config) (*Balancer, error) {
 	b := &Balancer{
 		cfg:      c,
 		pools:    map[string][]*backend{},
+		queues:   map[string]*waitQueue{},
 		svcStats: map[string]*serviceStats{},
 		rtByTO:   map[Timeouts]*h1Transport{},
 		upgrades: map[io.Closer]struct{}{},
@@ -139,13 +142,14 @@ func (b *Balancer) SetBackends(pool string, backends []Backend) error {
 			}
 			be.weight.Store(int64(w))
 			be.draining.Store(nb.Draining)
+			be.maxConns.Store(int64(max(nb.MaxConns, 0)))
 			be.mu.Lock()
 			be.meta = cloneMap(nb.Metadata)
 			be.mu.Unlock()
 			next = append(next, be)
 			continue
 		}
-		be, err := newBackend(pool, nb, b.key, now)
+		be, err := newBackend(pool, nb, b.key, b.queue(pool), now)
 		if err != nil {
 			return fmt.Errorf("balancer: SetBackends %q: backend %q: URL %q: %w", pool, nb.ID, nb.URL, err)
 		}
@@ -164,6 +168,16 @@ func (b *Balancer) SetBackends(pool string, backends []Backend) error {
 	}
 	b.publish()
 	return nil
+}
+
+// queue returns the wait queue of pool. b.mu must be held.
+func (b *Balancer) queue(pool string) *waitQueue {
+	q := b.queues[pool]
+	if q == nil {
+		q = &waitQueue{}
+		b.queues[pool] = q
+	}
+	return q
 }
 
 func containsBackend(l []*backend, b *backend) bool {
@@ -235,6 +249,7 @@ func (b *Balancer) publish() {
 		trusted:   c.TrustedProxies,
 		serverVal: []string{c.Name},
 		forwarded: c.Forwarded,
+		upgrades:  c.Upgrades,
 		tenants:   c.Tenants,
 	}
 	if st.tenants == nil {
@@ -269,7 +284,7 @@ func (b *Balancer) publish() {
 	st.router = newRouter(st.services)
 	b.retireTransports(c.Services)
 	for name, l := range b.pools {
-		st.pools[name] = newPool(name, l)
+		st.pools[name] = newPool(name, l, b.queue(name))
 		h, used := health[name]
 		for _, be := range l {
 			if !used || h.Active == CheckNone {
@@ -285,6 +300,9 @@ func (b *Balancer) publish() {
 		}
 	}
 	b.state.Store(st)
+	for _, q := range b.queues {
+		q.wakeAll() // the pools or the limits changed: route again
+	}
 }
 
 // transport returns the transport for a service's timeouts. b.mu must be
@@ -443,6 +461,9 @@ func (b *Balancer) Close() error {
 		}
 		for c := range b.upgrades {
 			c.Close()
+		}
+		for _, q := range b.queues {
+			q.wakeAll() // waiting requests see the Balancer closed: 503
 		}
 		b.cancel()
 		b.mu.Unlock()

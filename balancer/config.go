@@ -327,6 +327,40 @@ type Service struct {
 	// MaxBodyBytes limits the request body; a larger body gets 413. Zero
 	// means no limit.
 	MaxBodyBytes int64
+	// ClientBodyTimeout bounds the time between two successive reads of
+	// the request body from the client (nginx client_body_timeout), not
+	// the whole upload: a client that sends nothing for longer gets 408
+	// and its connection closed, and the backend connection it held is
+	// given up. It needs a ResponseWriter that supports
+	// http.ResponseController's SetReadDeadline (net/http's own HTTP/1
+	// and HTTP/2 servers do); with another, no bound applies. Zero means
+	// 60 seconds.
+	ClientBodyTimeout time.Duration
+	// MaxConns bounds the requests of this service each backend of the
+	// pool serves at once (HAProxy's server maxconn, nginx's max_conns;
+	// Tomcat's maxThreads is the same limit on the other side), as
+	// counted in BackendStatus.Active over all services sharing the pool.
+	// Backend.MaxConns overrides it per backend. A request for which every
+	// backend that would do is at its limit waits in the pool's queue
+	// (Queue). Zero means no limit.
+	MaxConns int
+	// Queue bounds the wait of requests under MaxConns.
+	Queue Queue
+}
+
+// Queue bounds the requests waiting for a backend at its connection limit
+// (Service.MaxConns, Backend.MaxConns), as HAProxy's maxqueue and timeout
+// queue do. A session's request waits for its own backend; others for any
+// backend of the pool. The queue is per pool and roughly first come, first
+// served (a request arriving just as a slot frees may take it first).
+type Queue struct {
+	// Max is the number of requests that may wait in the pool's queue;
+	// one more gets 503 at once. Zero means 1024; negative means none may
+	// wait (503 as soon as every backend is full).
+	Max int
+	// Timeout bounds a request's wait; it then gets 503. Zero means 10
+	// seconds.
+	Timeout time.Duration
 }
 
 // Config configures a Balancer. A Config is a plain value: fill it from
@@ -385,6 +419,14 @@ type Config struct {
 	// seconds; a service whose Timeouts.Read is shorter than twice it uses
 	// Read/2. Fixed at New.
 	IdleConnTimeout time.Duration
+	// Upgrades are the protocols a client may switch to through the
+	// balancer (the Upgrade header, RFC 9110 section 7.8), compared
+	// case-insensitively; an Upgrade request for any other is sent to the
+	// backend as a plain request, without Upgrade. Nil means
+	// {"websocket"}: as nginx and HAProxy do, "h2c" is not passed, since a
+	// backend speaking HTTP/2 on that connection would no longer be seen
+	// by the balancer (h2c smuggling).
+	Upgrades []string
 	// Logger receives health changes at Info and Warn and, at Debug, one
 	// access-log record per request (service, backend, status, duration,
 	// sticky outcome). Nil means slog.Default().
@@ -420,9 +462,11 @@ func DefaultService(name, pool string, hosts ...string) Service {
 			TTL:       30 * time.Minute, // Tomcat's default session timeout
 			Insert:    Cookie{Name: "CARBONLB", Path: "/"},
 		},
-		Timeouts: DefaultTimeouts(),
-		Health:   DefaultHealthCheck(),
-		Retry:    Retry{Attempts: 3, Timeout: 15 * time.Second},
+		Timeouts:          DefaultTimeouts(),
+		Health:            DefaultHealthCheck(),
+		Retry:             Retry{Attempts: 3, Timeout: 15 * time.Second},
+		ClientBodyTimeout: 60 * time.Second,                            // nginx client_body_timeout
+		Queue:             Queue{Max: 1024, Timeout: 10 * time.Second}, // used with MaxConns only
 	}
 }
 
@@ -538,6 +582,18 @@ func (c Config) normalize() (Config, error) {
 			return out, &ConfigError{Field: "TrustedProxies[" + strconv.Itoa(i) + "]", Err: errors.New("invalid prefix")}
 		}
 		out.TrustedProxies[i] = p.Masked()
+	}
+	if c.Upgrades == nil {
+		out.Upgrades = []string{"websocket"}
+	} else {
+		out.Upgrades = make([]string, len(c.Upgrades))
+		for i, u := range c.Upgrades {
+			u = strings.ToLower(strings.TrimSpace(u))
+			if u == "" || strings.ContainsAny(u, " ,\t") {
+				return out, &ConfigError{Field: "Upgrades[" + strconv.Itoa(i) + "]", Err: fmt.Errorf("%q is not a protocol name", c.Upgrades[i])}
+			}
+			out.Upgrades[i] = u
+		}
 	}
 	out.Services = make([]Service, len(c.Services))
 	names := map[string]bool{}
@@ -718,6 +774,24 @@ func (s Service) normalize() (Service, error) {
 	}
 	if s.MaxBodyBytes < 0 {
 		return bad("MaxBodyBytes", errors.New("negative"))
+	}
+	if s.ClientBodyTimeout < 0 {
+		return bad("ClientBodyTimeout", errors.New("negative"))
+	}
+	if s.ClientBodyTimeout == 0 {
+		s.ClientBodyTimeout = 60 * time.Second
+	}
+	if s.MaxConns < 0 {
+		return bad("MaxConns", errors.New("negative"))
+	}
+	if s.Queue.Timeout < 0 {
+		return bad("Queue.Timeout", errors.New("negative"))
+	}
+	if s.Queue.Max == 0 {
+		s.Queue.Max = 1024
+	}
+	if s.Queue.Timeout == 0 {
+		s.Queue.Timeout = 10 * time.Second
 	}
 	return s, nil
 }

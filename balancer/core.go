@@ -37,6 +37,10 @@ type Backend struct {
 	// Draining keeps the backend serving the sessions pinned to it while it
 	// gets no new ones, as before a rolling restart.
 	Draining bool
+	// MaxConns bounds the requests the backend serves at once (HAProxy's
+	// server maxconn, nginx's max_conns; set it to Tomcat's maxThreads).
+	// Zero means the service's Service.MaxConns.
+	MaxConns int
 }
 
 // backend is the live state of a Backend. It survives SetBackends and
@@ -59,14 +63,19 @@ type backend struct {
 	failures atomic.Uint64
 	lat      latency
 
+	maxConns atomic.Int64 // Backend.MaxConns; 0: the service's
+	queue    *waitQueue   // the pool's queue, woken when a request ends
+
 	// Health. activeDown is the active checker's verdict; downUntil
-	// (unix ns, 0 = up) is the passive cool-off; trial is set while the one
-	// request after the cool-off is in flight.
+	// (unix ns, 0 = up) is the passive cool-off; trial holds the ticket of
+	// the one request allowed after the cool-off while it is in flight (0:
+	// none), so that only that request can give the slot back.
 	activeDown   atomic.Bool
 	passiveFails atomic.Int32
 	downUntil    atomic.Int64
-	trial        atomic.Bool
-	upSince      atomic.Int64 // unix ns when it (re)entered service, for slow start
+	trial        atomic.Uint64
+	trialSeq     atomic.Uint64 // the last ticket handed out
+	upSince      atomic.Int64  // unix ns when it (re)entered service, for slow start
 
 	mu       sync.Mutex // protects since, lastErr, meta
 	since    time.Time
@@ -76,7 +85,7 @@ type backend struct {
 	checkCfg HealthCheck
 }
 
-func newBackend(pool string, b Backend, key []byte, now time.Time) (*backend, error) {
+func newBackend(pool string, b Backend, key []byte, q *waitQueue, now time.Time) (*backend, error) {
 	u, err := url.Parse(b.URL)
 	if err != nil {
 		return nil, err
@@ -101,8 +110,9 @@ func newBackend(pool string, b Backend, key []byte, now time.Time) (*backend, er
 	}
 	be := &backend{
 		pool: pool, id: b.ID, rawURL: b.URL, scheme: u.Scheme, host: host,
-		meta: cloneMap(b.Metadata), since: now,
+		meta: cloneMap(b.Metadata), since: now, queue: q,
 	}
+	be.maxConns.Store(int64(max(b.MaxConns, 0)))
 	be.weight.Store(int64(w))
 	tok := stickyToken(key, pool, b.ID)
 	be.token.Store(&tok)
@@ -138,24 +148,79 @@ func stickyToken(key []byte, pool, id string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
-// usable reports whether b may take a request now. For a backend past its
-// passive cool-off, only one trial request is allowed; claim takes it.
+// usable reports whether b may take a request now, its connection limit
+// aside. For a backend past its passive cool-off, only one trial request is
+// allowed; claim takes it.
 func (b *backend) usable(now int64) bool {
 	if b.removed.Load() || b.activeDown.Load() {
 		return false
 	}
 	d := b.downUntil.Load()
-	return d == 0 || (now >= d && !b.trial.Load())
+	return d == 0 || (now >= d && b.trial.Load() == 0)
 }
 
-// claim is called on the chosen backend; it takes the trial slot of a
-// backend past its cool-off and reports false if another request took it.
-func (b *backend) claim(now int64) bool {
-	d := b.downUntil.Load()
-	if d == 0 {
+// full reports whether b serves limit requests already (limit 0: never).
+func (b *backend) full(limit int64) bool {
+	return limit > 0 && b.active.Load() >= limit
+}
+
+// acquire counts a request in b.active, unless limit (> 0) requests are
+// active already.
+func (b *backend) acquire(limit int64) bool {
+	if limit <= 0 {
+		b.active.Add(1)
 		return true
 	}
-	return now >= d && b.trial.CompareAndSwap(false, true)
+	for {
+		n := b.active.Load()
+		if n >= limit {
+			return false
+		}
+		if b.active.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// claim is called on the chosen backend: it counts the request in
+// b.active within limit and, for a backend past its cool-off, takes the
+// trial slot, returning its ticket (0 when the backend is up). It reports
+// false, having taken nothing, when the backend is full or another request
+// holds the trial.
+func (b *backend) claim(now, limit int64) (trial uint64, ok bool) {
+	if !b.acquire(limit) {
+		return 0, false
+	}
+	d := b.downUntil.Load()
+	if d == 0 {
+		return 0, true
+	}
+	if now >= d {
+		t := b.trialSeq.Add(1)
+		if b.trial.CompareAndSwap(0, t) {
+			return t, true
+		}
+	}
+	b.active.Add(-1)
+	return 0, false
+}
+
+// endTrial gives back the trial slot if ticket still holds it; a request
+// that does not hold the slot cannot give back another's.
+func (b *backend) endTrial(ticket uint64) {
+	if ticket != 0 {
+		b.trial.CompareAndSwap(ticket, 0)
+	}
+}
+
+// release ends a request that claim counted: it gives back the trial slot
+// the request held, if any, and wakes a request waiting for a connection.
+func (b *backend) release(ticket uint64) {
+	b.endTrial(ticket)
+	b.active.Add(-1)
+	if q := b.queue; q != nil && q.n.Load() > 0 {
+		q.wakeOne()
+	}
 }
 
 // healthy reports whether b is up for Status and MinInstances.
@@ -191,13 +256,15 @@ type pool struct {
 	byID     map[string]*backend
 	byToken  map[string]*backend
 
+	queue *waitQueue // requests waiting for a backend under MaxConns
+
 	mu  sync.Mutex // protects cur
 	cur []int      // smooth weighted round robin current weights
 	rr  atomic.Uint32
 }
 
-func newPool(name string, bes []*backend) *pool {
-	p := &pool{name: name, backends: bes, byID: make(map[string]*backend, len(bes)),
+func newPool(name string, bes []*backend, q *waitQueue) *pool {
+	p := &pool{name: name, backends: bes, queue: q, byID: make(map[string]*backend, len(bes)),
 		byToken: make(map[string]*backend, len(bes)), cur: make([]int, len(bes))}
 	for _, b := range bes {
 		p.byID[b.id] = b
@@ -317,24 +384,53 @@ func (s *service) allowed(client netip.Addr) bool {
 	return false
 }
 
-// pick chooses a backend of p for a new (unpinned) request, skipping those
-// in tried. It returns nil when none is usable; fail-open then picks among
-// all backends that are not removed.
-func (s *service) pick(p *pool, now int64, tried []*backend) *backend {
-	for range 4 { // a lost trial-slot race makes us pick again
-		b := s.choose(p, now, tried, false)
-		if b == nil && s.Health.FailOpen {
-			b = s.choose(p, now, tried, true)
-			if b != nil {
-				return b
-			}
-		}
-		if b == nil || b.claim(now) {
-			return b
-		}
-		tried = append(tried, b)
+// limit is the connection limit of be for requests of s: Backend.MaxConns,
+// else Service.MaxConns; 0 means none.
+func (s *service) limit(be *backend) int64 {
+	if n := be.maxConns.Load(); n > 0 {
+		return n
 	}
-	return nil
+	return int64(s.MaxConns)
+}
+
+// pick chooses a backend of p for a new (unpinned) request, skipping those
+// in tried, and claims it (see backend.claim). It returns nil when none is
+// usable; fail-open then picks among all backends that are not removed.
+// full reports, when it returns nil, that a usable backend is only at its
+// connection limit: the request may wait for it.
+func (s *service) pick(p *pool, now int64, tried []*backend) (be *backend, trial uint64, full bool) {
+	skip := tried
+	for range 4 { // a lost trial-slot or connection-slot race makes us pick again
+		b := s.choose(p, now, skip, false)
+		anyway := false
+		if b == nil && s.Health.FailOpen {
+			b, anyway = s.choose(p, now, skip, true), true
+		}
+		if b == nil {
+			break
+		}
+		if anyway {
+			if b.acquire(s.limit(b)) {
+				return b, 0, false
+			}
+		} else if t, ok := b.claim(now, s.limit(b)); ok {
+			return b, t, false
+		}
+		skip = append(skip[:len(skip):len(skip)], b)
+	}
+	return nil, 0, s.anyFull(p, now, tried)
+}
+
+// anyFull reports whether a backend of p not in tried would take a new
+// request but for its connection limit.
+func (s *service) anyFull(p *pool, now int64, tried []*backend) bool {
+	for _, b := range p.backends {
+		if b.full(s.limit(b)) && !b.draining.Load() && !isTried(tried, b) &&
+			(b.usable(now) || (s.Health.FailOpen && !b.removed.Load())) {
+			return true
+		}
+	}
+	return false
 }
 
 func isTried(tried []*backend, b *backend) bool {
@@ -348,9 +444,9 @@ func isTried(tried []*backend, b *backend) bool {
 
 func (s *service) eligible(b *backend, now int64, tried []*backend, anyway bool) bool {
 	if anyway {
-		return !b.removed.Load() && !isTried(tried, b)
+		return !b.removed.Load() && !isTried(tried, b) && !b.full(s.limit(b))
 	}
-	return !b.draining.Load() && b.usable(now) && !isTried(tried, b)
+	return !b.draining.Load() && b.usable(now) && !isTried(tried, b) && !b.full(s.limit(b))
 }
 
 func (s *service) choose(p *pool, now int64, tried []*backend, anyway bool) *backend {
@@ -434,23 +530,34 @@ func (s *service) choose(p *pool, now int64, tried []*backend, anyway bool) *bac
 	return p.backends[best]
 }
 
-// decision is the result of routing a request in the core.
+// decision is the result of routing a request in the core. A decision with
+// a backend holds one of its request slots (backend.claim): whoever receives
+// it must call backend.release(trial) exactly once.
 type decision struct {
 	backend *backend
+	trial   uint64 // the trial ticket the request holds, or 0
 	outcome stickyOutcome
 	pin     bool // the caller must set the insert cookie / learn the pin
+	full    bool // no backend: the ones that would do are at their connection limit
 }
 
-// stickyBackend returns the backend a session names, whether it may serve
-// (draining backends keep their sessions), and the outcome.
-func (s *service) stickyBackend(p *pool, now int64, be *backend, tried []*backend) (*backend, stickyOutcome) {
+// stickyBackend claims the backend a session names when it may serve
+// (draining backends keep their sessions). full reports that it would but
+// for its connection limit: the request waits for it rather than lose its
+// session.
+func (s *service) stickyBackend(now int64, be *backend, tried []*backend) (got *backend, trial uint64, out stickyOutcome, full bool) {
 	if be == nil {
-		return nil, stickyMiss
+		return nil, 0, stickyMiss, false
 	}
-	if !isTried(tried, be) && be.usable(now) && be.claim(now) {
-		return be, stickyHit
+	if !isTried(tried, be) && be.usable(now) {
+		if t, ok := be.claim(now, s.limit(be)); ok {
+			return be, t, stickyHit, false
+		}
+		if be.full(s.limit(be)) {
+			return nil, 0, stickyHit, true
+		}
 	}
-	return nil, stickyRepin
+	return nil, 0, stickyRepin, false
 }
 
 // decide routes one request: sessionID is the StickyLearn id (or ""),
@@ -469,11 +576,11 @@ func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int6
 				be.removed.Store(true)
 			}
 		}
-		got, out := s.stickyBackend(p, now, be, tried)
-		if got != nil {
-			return decision{backend: got, outcome: out}
+		got, t, out, full := s.stickyBackend(now, be, tried)
+		if got != nil || full {
+			return decision{backend: got, trial: t, outcome: out, full: full}
 		}
-		nb := s.pick(p, now, tried)
+		nb, t, full := s.pick(p, now, tried)
 		// A known session whose backend is down or gone is re-pinned at
 		// once: the new backend may not issue a new cookie (replicated
 		// sessions), yet the session must stay. An id the table does not
@@ -483,29 +590,27 @@ func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int6
 		if nb != nil && (out == stickyRepin || s.Sticky.PinUnknown) {
 			b.pin(p.name, sessionID, nb.id, s.Sticky.TTL, now)
 		}
-		if out == stickyMiss {
-			return decision{backend: nb, outcome: stickyMiss}
-		}
-		return decision{backend: nb, outcome: stickyRepin}
+		return decision{backend: nb, trial: t, outcome: out, full: full}
 	case StickyInsert:
 		if token == "" {
-			nb := s.pick(p, now, tried)
-			return decision{backend: nb, outcome: stickyNone, pin: nb != nil}
+			nb, t, full := s.pick(p, now, tried)
+			return decision{backend: nb, trial: t, outcome: stickyNone, pin: nb != nil, full: full}
 		}
 		be := p.byToken[token]
 		if be == nil {
 			// Forged, stale or unknown: ignore and re-pin.
-			nb := s.pick(p, now, tried)
-			return decision{backend: nb, outcome: stickyMiss, pin: nb != nil}
+			nb, t, full := s.pick(p, now, tried)
+			return decision{backend: nb, trial: t, outcome: stickyMiss, pin: nb != nil, full: full}
 		}
-		got, out := s.stickyBackend(p, now, be, tried)
-		if got != nil {
-			return decision{backend: got, outcome: out}
+		got, t, out, full := s.stickyBackend(now, be, tried)
+		if got != nil || full {
+			return decision{backend: got, trial: t, outcome: out, full: full}
 		}
-		nb := s.pick(p, now, tried)
-		return decision{backend: nb, outcome: stickyRepin, pin: nb != nil}
+		nb, t, full := s.pick(p, now, tried)
+		return decision{backend: nb, trial: t, outcome: stickyRepin, pin: nb != nil, full: full}
 	}
-	return decision{backend: s.pick(p, now, tried)}
+	nb, t, full := s.pick(p, now, tried)
+	return decision{backend: nb, trial: t, full: full}
 }
 
 // lookup and pin use the built-in table's clock-free path when it is the
@@ -525,15 +630,17 @@ func (b *Balancer) pin(pool, id, backendID string, ttl time.Duration, now int64)
 	b.sessions.Pin(pool, id, backendID, ttl)
 }
 
-// result reports the outcome of one try to the passive health check.
-func (b *Balancer) result(s *service, be *backend, err error, now time.Time) {
+// result reports the outcome of one try to the passive health check;
+// trial is the ticket the try held, if any. The try's slot is still to be
+// released.
+func (b *Balancer) result(s *service, be *backend, trial uint64, err error, now time.Time) {
 	if err == nil {
 		if be.passiveFails.Load() != 0 {
 			be.passiveFails.Store(0)
 		}
 		if be.downUntil.Load() != 0 {
 			be.downUntil.Store(0)
-			be.trial.Store(false)
+			be.endTrial(trial)
 			be.upSince.Store(now.UnixNano())
 			be.setState(now, "")
 			b.log().Info("balancer: backend up", "pool", be.pool, "backend", be.id, "check", "passive")
@@ -545,14 +652,15 @@ func (b *Balancer) result(s *service, be *backend, err error, now time.Time) {
 	be.lastErr = err.Error()
 	be.mu.Unlock()
 	if s.Health.MaxFails < 0 {
+		be.endTrial(trial)
 		return
 	}
 	n := be.passiveFails.Add(1)
-	wasTrial := be.trial.Load()
+	wasTrial := trial != 0 && be.trial.Load() == trial
 	if int(n) >= s.Health.MaxFails || wasTrial {
 		first := be.downUntil.Load() == 0
 		be.downUntil.Store(now.Add(s.Health.FailTimeout).UnixNano())
-		be.trial.Store(false)
+		be.endTrial(trial)
 		if first {
 			be.setState(now, err.Error())
 			b.log().Warn("balancer: backend down", "pool", be.pool, "backend", be.id, "check", "passive", "err", err)

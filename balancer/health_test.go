@@ -302,19 +302,32 @@ func TestOneTrialRequest(t *testing.T) {
 		st := lb.state.Load()
 		s, be := st.services[0], st.pools["p"].backends[0]
 		now := time.Now()
-		lb.result(s, be, errString("connection refused"), now)
+		lb.result(s, be, 0, errString("connection refused"), now)
 		if be.usable(now.UnixNano()) {
 			t.Fatal("usable during the cool-off")
 		}
 		later := now.Add(s.Health.FailTimeout).UnixNano()
-		if !be.usable(later) || !be.claim(later) {
+		if !be.usable(later) {
+			t.Fatal("not usable after the cool-off")
+		}
+		ticket, ok := be.claim(later, 0)
+		if !ok || ticket == 0 {
 			t.Fatal("no trial after the cool-off")
 		}
-		if be.usable(later) || be.claim(later) {
+		if _, ok := be.claim(later, 0); be.usable(later) || ok {
 			t.Fatal("a second trial while the first is in flight")
 		}
-		lb.result(s, be, nil, time.Unix(0, later))
-		if !be.usable(later) || backendState(lb, "b1") != "up" {
+		if got := be.active.Load(); got != 1 {
+			t.Errorf("active = %d after one claim and one refused claim, want 1", got)
+		}
+		be.release(ticket + 1) // not the holder's ticket
+		if be.trial.Load() != ticket {
+			t.Fatal("a request without the ticket released the trial")
+		}
+		be.active.Add(1)
+		lb.result(s, be, ticket, nil, time.Unix(0, later))
+		be.release(ticket)
+		if !be.usable(later) || backendState(lb, "b1") != "up" || be.active.Load() != 0 {
 			t.Fatal("not up after a good trial")
 		}
 	})

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,9 +12,11 @@ import (
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -37,45 +40,105 @@ var (
 	valEmpty     = []string{""}
 	valTrailers  = []string{"trailers"}
 	valUpgrade   = []string{"Upgrade"}
+	valClose     = []string{"close"}
 	errBodyLimit = errors.New("balancer: request body too large")
 )
 
-// outRequest holds the outgoing request and its URL in one allocation.
+// outRequest holds the outgoing request, its URL and its buffered body
+// in one allocation.
 type outRequest struct {
-	req http.Request
-	url url.URL
+	req  http.Request
+	url  url.URL
+	body bufBody
 }
 
 // reqBody wraps the client's request body: it records whether the body was
-// read (a request whose body may have been read is never replayed),
-// enforces Service.MaxBodyBytes, and ignores Close so the Transport cannot
-// close it between tries.
+// read (a streamed body that may have been read is never replayed) and the
+// client's fault if reading failed, enforces Service.MaxBodyBytes and
+// Service.ClientBodyTimeout, and ignores Close so the Transport cannot close
+// it between tries. Read runs on the transport's goroutine; read and fault
+// are read by the handler's.
 type reqBody struct {
-	rc    io.ReadCloser
-	read  atomic.Bool
-	n     int64
-	limit int64
-	over  atomic.Bool
+	rc      io.ReadCloser
+	ctl     *http.ResponseController // sets the client connection's read deadline; nil: no timeout
+	timeout time.Duration            // Service.ClientBodyTimeout
+	next    time.Time                // when the read deadline must next be moved; zero: none set
+	n       int64
+	limit   int64
+	read    atomic.Bool
+	fault   atomic.Pointer[error] // what went wrong on the client's side
 }
 
 func (b *reqBody) Read(p []byte) (int, error) {
 	b.read.Store(true)
+	if b.ctl != nil {
+		// Bound the time to the next bytes. To save a timer update per
+		// read, the deadline moves at most every 1/16 of the timeout.
+		if now := time.Now(); !now.Before(b.next) {
+			if b.ctl.SetReadDeadline(now.Add(b.timeout)) != nil {
+				b.ctl = nil // not supported by this ResponseWriter
+			} else {
+				b.next = now.Add(b.timeout / 16)
+			}
+		}
+	}
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
 	if b.limit > 0 && b.n > b.limit {
-		b.over.Store(true)
-		return n, errBodyLimit
+		err = errBodyLimit
+	}
+	switch err {
+	case nil:
+	case io.EOF:
+		if b.ctl != nil && !b.next.IsZero() {
+			// The whole body is in. Lift the deadline: the server's
+			// read for the next request (or for the client going away)
+			// must not inherit it.
+			b.ctl.SetReadDeadline(time.Time{})
+			b.next = time.Time{}
+		}
+	default:
+		b.fault.CompareAndSwap(nil, &err)
 	}
 	return n, err
 }
 
 func (b *reqBody) Close() error { return nil }
 
+// clientErr returns the client's fault in reading the body, or nil.
+func (b *reqBody) clientErr() error {
+	if b == nil {
+		return nil
+	}
+	if e := b.fault.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// bufBody is the buffered body of one try.
+type bufBody struct{ bytes.Reader }
+
+func (*bufBody) Close() error { return nil }
+
+// reqBufs holds buffers of maxBufferedBody bytes for request bodies read
+// whole before a backend is chosen.
+var reqBufs = sync.Pool{New: func() any { b := make([]byte, maxBufferedBody); return &b }}
+
 // ServeHTTP routes r to a backend of its service and copies the response
 // back. See the package documentation for the rules.
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := b.state.Load()
 	start := time.Now()
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http's server removes a Content-Length sent with
+		// Transfer-Encoding before the handler sees it, so every chunked
+		// HTTP/1 request ends its connection: after one that had both,
+		// the connection must not be read further (RFC 9112, section
+		// 6.1), or a front proxy that trusted Content-Length would have
+		// a second request smuggled through.
+		w.Header()["Connection"] = valClose
+	}
 	host := normHost(r.Host)
 	tenant, known := st.tenants.Tenant(host, r.URL.Path)
 	s := st.router.route(host, tenant, known)
@@ -99,6 +162,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s.MaxBodyBytes > 0 && r.ContentLength > s.MaxBodyBytes {
+		w.Header()["Connection"] = valClose // the body is not read
 		b.fail(w, r, s, http.StatusRequestEntityTooLarge, "request body too large\n", start)
 		return
 	}
@@ -125,11 +189,27 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	upgrade := b.prepareHeaders(r, st, peerStr, peer)
 
+	// A small body of known length is read whole before a backend is
+	// chosen, as nginx's proxy_request_buffering does: a slow or broken
+	// upload holds no backend connection and is never blamed on a
+	// backend, and the body can be sent again if a try fails before any
+	// of it reached a backend. A larger or chunked body is streamed.
 	var body *reqBody
+	var buffered []byte
 	outBody := r.Body
 	if r.Body != nil && r.Body != http.NoBody {
-		body = &reqBody{rc: r.Body, limit: s.MaxBodyBytes}
+		body = &reqBody{rc: r.Body, limit: s.MaxBodyBytes, timeout: s.ClientBodyTimeout, ctl: http.NewResponseController(w)}
 		outBody = body
+		if r.ContentLength > 0 && r.ContentLength <= maxBufferedBody && upgrade == "" {
+			bp := reqBufs.Get().(*[]byte)
+			defer reqBufs.Put(bp)
+			if _, err := io.ReadFull(body, (*bp)[:r.ContentLength]); err != nil {
+				b.clientFault(w, r, s, nil, err, start)
+				return
+			}
+			buffered = (*bp)[:r.ContentLength]
+			delete(r.Header, "Expect") // the body is here: the backend need not ask for it
+		}
 	}
 
 	rt := st.transports[s.idx]
@@ -139,12 +219,32 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := start
 	var lastErr error
 	var next *decision // chosen while deciding whether to retry a FailStatuses response
+	// held is the try whose backend slot this request holds; it is given
+	// back exactly once, whichever way the request ends (a response cut
+	// after its header ends the handler with a panic).
+	var held decision
+	defer func() {
+		if held.backend != nil {
+			held.backend.release(held.trial)
+		}
+	}()
 	for {
 		var d decision
 		if next != nil {
 			d, next = *next, nil
 		} else {
 			d = b.decide(s, p, sid, token, now.UnixNano(), tried)
+			if d.backend == nil && d.full {
+				var err error
+				if d, err = b.await(r.Context(), s, sid, token, tried); err != nil {
+					if err == errQueueTimeout || err == errQueueFull {
+						b.fail(w, r, s, http.StatusServiceUnavailable, err.Error()+"\n", start)
+					} else {
+						b.logAccess(r, s, nil, 499, stickyNone, start, err)
+					}
+					return
+				}
+			}
 		}
 		be := d.backend
 		if be == nil {
@@ -155,6 +255,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
+		held = d
 		if len(tried) > 0 {
 			s.stat.retries.Add(1)
 		}
@@ -168,26 +269,27 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Close = false
 		out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
 		out.GetBody = nil
+		if buffered != nil {
+			o.body.Reset(buffered)
+			out.Body = &o.body
+			out.GetBody = o.getBody(buffered)
+		}
 
-		be.active.Add(1)
 		be.requests.Add(1)
 		resp, err := rt.RoundTrip(out)
 		if err != nil {
-			be.active.Add(-1)
-			if r.Context().Err() != nil {
-				// The client went away; not the backend's fault.
-				b.logAccess(r, s, be, 499, d.outcome, start, err)
-				return
-			}
-			if body != nil && body.over.Load() {
-				b.fail(w, r, s, http.StatusRequestEntityTooLarge, "request body too large\n", start)
+			if cerr := body.clientErr(); cerr != nil || r.Context().Err() != nil {
+				// The client broke its side: no backend is to blame.
+				b.clientFault(w, r, s, be, cerr, start)
 				return
 			}
 			now = time.Now()
-			b.result(s, be, err, now)
+			b.result(s, be, d.trial, err, now)
+			be.release(d.trial)
+			held = decision{}
 			tried = append(tried, be)
 			lastErr = err
-			if retryable(err, r.Method, body) && budget.next(now.UnixNano()) {
+			if retryable(err, r.Method, body == nil || buffered != nil || !body.read.Load()) && budget.next(now.UnixNano()) {
 				continue
 			}
 			b.fail(w, r, s, errStatus(err), http.StatusText(errStatus(err))+"\n", start)
@@ -198,22 +300,23 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(s.Health.FailStatuses) > 0 && slices.Contains(s.Health.FailStatuses, resp.StatusCode) {
 			now = time.Now()
 			serr := statusError(resp.StatusCode)
-			b.result(s, be, serr, now)
+			b.result(s, be, d.trial, serr, now)
 			tried = append(tried, be)
 			lastErr = serr
-			if retryable(serr, r.Method, body) && budget.next(now.UnixNano()) {
+			if retryable(serr, r.Method, body == nil || buffered != nil || !body.read.Load()) && budget.next(now.UnixNano()) {
 				// Retry only if another backend can take it: else the
 				// client gets this response rather than a made-up one.
 				if nd := b.decide(s, p, sid, token, now.UnixNano(), tried); nd.backend != nil {
 					io.CopyN(io.Discard, resp.Body, 4<<10) // let a small body's connection be reused
 					resp.Body.Close()
-					be.active.Add(-1)
+					be.release(d.trial)
+					held = nd
 					next = &nd
 					continue
 				}
 			}
 		} else {
-			b.result(s, be, nil, now)
+			b.result(s, be, d.trial, nil, now)
 		}
 		switch d.outcome {
 		case stickyHit:
@@ -225,13 +328,111 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
 			b.serveUpgrade(w, r, resp, s, be, d, start)
-			be.active.Add(-1)
 			return
 		}
-		b.copyResponse(w, r, resp, s, p, be, d, sid, start)
-		be.active.Add(-1)
+		b.copyResponse(w, r, resp, s, p, be, d, sid, body, start)
 		return
 	}
+}
+
+// getBody returns out.GetBody for a buffered body.
+func (o *outRequest) getBody(buf []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
+		return &bufBody{Reader: *bytes.NewReader(buf)}, nil
+	}
+}
+
+var (
+	errQueueFull    = errors.New("no backend available: queue full")
+	errQueueTimeout = errors.New("no backend available: timed out in the queue")
+)
+
+// await queues a request for which every backend that would do is at its
+// connection limit until decide gives it one, the queue timeout passes
+// (errQueueTimeout), the queue is full (errQueueFull) or ctx ends. A
+// decision without a backend and not full (every backend went down or
+// left meanwhile) is returned as it is.
+func (b *Balancer) await(ctx context.Context, s *service, sid, token string, tried []*backend) (decision, error) {
+	st := b.state.Load()
+	p := st.pools[s.Pool]
+	if p == nil {
+		return decision{}, nil
+	}
+	q := p.queue
+	s.stat.queued.Add(1)
+	timer := time.NewTimer(s.Queue.Timeout)
+	defer timer.Stop()
+	head := false
+	for {
+		ch := q.add(head, s.Queue.Max)
+		if ch == nil {
+			q.rejected.Add(1)
+			return decision{}, errQueueFull
+		}
+		// Route again once queued: a slot freed before add would not
+		// have woken this request.
+		var d decision
+		if p = b.state.Load().pools[s.Pool]; p != nil && !b.closedState() {
+			d = b.decide(s, p, sid, token, time.Now().UnixNano(), tried)
+		}
+		if d.backend != nil || !d.full {
+			if !q.remove(ch) {
+				q.wakeOne() // woken meanwhile: pass the wake-up on
+			}
+			return d, nil
+		}
+		select {
+		case <-ch:
+			head = true
+		case <-timer.C:
+			if !q.remove(ch) {
+				q.wakeOne()
+			}
+			q.timeouts.Add(1)
+			return decision{}, errQueueTimeout
+		case <-ctx.Done():
+			if !q.remove(ch) {
+				q.wakeOne()
+			}
+			return decision{}, ctx.Err()
+		}
+	}
+}
+
+// clientFault ends a request whose client broke its side of the exchange
+// (a malformed or truncated body, a body over MaxBodyBytes, a stall longer
+// than ClientBodyTimeout, or the client gone): 400, 413 or 408 with the
+// connection closed, or, when the client is gone, only an access-log
+// record with status 499. No backend is blamed; be, if not nil, is the
+// backend the request was being sent to.
+func (b *Balancer) clientFault(w http.ResponseWriter, r *http.Request, s *service, be *backend, err error, start time.Time) {
+	code := clientStatus(err)
+	if r.Context().Err() != nil || code == 499 {
+		b.logAccess(r, s, be, 499, stickyNone, start, err)
+		return
+	}
+	w.Header()["Connection"] = valClose
+	b.fail(w, r, s, code, http.StatusText(code)+"\n", start)
+}
+
+// clientStatus maps an error reading the client's request body to the
+// status the client gets: 413 over MaxBodyBytes, 408 for a stall, 499 (no
+// response: the client is gone) for a body cut short, 400 otherwise
+// (malformed chunked framing).
+func clientStatus(err error) int {
+	var ne net.Error
+	var mb *http.MaxBytesError
+	switch {
+	case err == nil:
+		return 499
+	case errors.Is(err, errBodyLimit) || errors.As(err, &mb):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return http.StatusRequestTimeout
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || connGone(err):
+		return 499
+	}
+	return http.StatusBadRequest
 }
 
 func (b *Balancer) closedState() bool {
@@ -263,9 +464,7 @@ func (b *Balancer) prepareHeaders(r *http.Request, st *state, peerStr string, pe
 					continue
 				}
 				if strings.EqualFold(tok, "upgrade") {
-					if u := h["Upgrade"]; len(u) > 0 {
-						upgrade = u[0]
-					}
+					upgrade = allowedUpgrade(h["Upgrade"], st.upgrades)
 				}
 				delete(h, textproto.CanonicalMIMEHeaderKey(tok))
 			}
@@ -330,6 +529,25 @@ func (b *Balancer) prepareHeaders(r *http.Request, st *state, peerStr string, pe
 	return upgrade
 }
 
+// allowedUpgrade returns the protocols of an Upgrade header that allowed
+// (Config.Upgrades, lower case) holds, comma-separated, or "".
+func allowedUpgrade(vals, allowed []string) string {
+	var out string
+	for _, v := range vals {
+		for _, tok := range strings.Split(v, ",") {
+			tok = textproto.TrimString(tok)
+			name, _, _ := strings.Cut(tok, "/") // "websocket", "h2c", "TLS/1.2"
+			if tok != "" && slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, name) }) {
+				if out != "" {
+					out += ", "
+				}
+				out += tok
+			}
+		}
+	}
+	return out
+}
+
 func quoteForwarded(s string) string {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -340,14 +558,33 @@ func quoteForwarded(s string) string {
 	return s
 }
 
-// retryable says whether a failed try may be repeated on another backend.
-func retryable(err error, method string, body *reqBody) bool {
-	if body != nil && body.read.Load() {
-		return false // the body may be gone: never replay it
+// retryable says whether a failed try may be repeated on another backend;
+// replayable says that the request has no body, or one that can be sent
+// again whole (buffered, or streamed but not read yet). The rules, in
+// docs/balancer.md: a request none of which reached a backend is sent
+// again whatever its method; an idempotent one (RFC 9110, section 9.2.2)
+// also when no byte of a response arrived, or when the response was a
+// FailStatuses status; a POST or PATCH whose bytes may have reached a
+// backend, never.
+func retryable(err error, method string, replayable bool) bool {
+	if !replayable {
+		return false
 	}
-	if isDialError(err) {
-		return true // nothing reached the backend
+	if requestNotSent(err) {
+		return true
 	}
+	if !idempotent(method) {
+		return false
+	}
+	if _, ok := err.(statusError); ok {
+		return true
+	}
+	return !responseStarted(err)
+}
+
+// idempotent reports whether a method is idempotent (RFC 9110, section
+// 9.2.2).
+func idempotent(method string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
@@ -429,13 +666,27 @@ func removeHop(h http.Header) {
 	}
 }
 
-func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, s *service, p *pool, be *backend, d decision, sid string, start time.Time) {
+// copyResponse sends resp to the client. body is the client's streamed
+// request body, or nil.
+func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, s *service, p *pool, be *backend, d decision, sid string, body *reqBody, start time.Time) {
 	defer resp.Body.Close()
 	wh := w.Header()
+	closeConn := len(wh["Connection"]) > 0 // set by ServeHTTP
 	for k, v := range resp.Header {
 		wh[k] = v
 	}
 	removeHop(wh)
+	if closeConn {
+		wh["Connection"] = valClose
+	}
+	// Add no header the backend did not send: a nil value keeps net/http's
+	// server from sniffing a Content-Type and from adding a Date.
+	if _, ok := resp.Header["Content-Type"]; !ok {
+		wh["Content-Type"] = nil
+	}
+	if _, ok := resp.Header["Date"]; !ok {
+		wh["Date"] = nil
+	}
 	switch s.Sticky.Mode {
 	case StickyLearn:
 		for _, line := range wh["Set-Cookie"] {
@@ -462,11 +713,11 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *ht
 	}
 	w.WriteHeader(resp.StatusCode)
 	flush := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	var fl http.Flusher
+	var fl *http.ResponseController // finds the Flusher through wrappers that offer Unwrap
 	if flush {
-		fl, _ = w.(http.Flusher)
-		if fl != nil {
-			fl.Flush()
+		fl = http.NewResponseController(w)
+		if fl.Flush() != nil {
+			fl = nil
 		}
 	}
 	bp := b.bufs.Get().(*[]byte)
@@ -502,7 +753,7 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *ht
 		// client went away; as with nginx, whose max_fails counts only
 		// failures up to the response header, it does not count towards
 		// MaxFails.
-		if r.Context().Err() == nil {
+		if r.Context().Err() == nil && body.clientErr() == nil {
 			be.failures.Add(1)
 			be.mu.Lock()
 			be.lastErr = rerr.Error()

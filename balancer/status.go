@@ -50,12 +50,22 @@ type ServiceStatus struct {
 	Repins       uint64 `json:"repins"`
 	// Retries counts tries after the first.
 	Retries uint64 `json:"retries"`
+	// MaxConns is Service.MaxConns (0: no limit); Queued counts the
+	// requests that waited for a backend at its limit.
+	MaxConns int    `json:"max_conns,omitempty"`
+	Queued   uint64 `json:"queued,omitempty"`
 }
 
 // PoolStatus reports one pool.
 type PoolStatus struct {
 	Name     string          `json:"name"`
 	Backends []BackendStatus `json:"backends"`
+	// Waiting is the number of requests waiting now for a backend at its
+	// connection limit; QueueTimeouts and QueueFull count those answered
+	// 503 after Queue.Timeout and at once with Queue.Max waiting.
+	Waiting       int64  `json:"waiting"`
+	QueueTimeouts uint64 `json:"queue_timeouts"`
+	QueueFull     uint64 `json:"queue_full"`
 }
 
 // BackendStatus reports one backend.
@@ -71,7 +81,9 @@ type BackendStatus struct {
 	Since     time.Time `json:"since"`
 	LastError string    `json:"last_error,omitempty"`
 	Active    int64     `json:"active"`
-	Requests  uint64    `json:"requests"`
+	// MaxConns is Backend.MaxConns (0: the service's limit applies).
+	MaxConns int    `json:"max_conns,omitempty"`
+	Requests uint64 `json:"requests"`
 	// Failures counts failed tries (transport errors, timeouts, statuses
 	// in HealthCheck.FailStatuses) and responses cut after their header.
 	Failures uint64 `json:"failures"`
@@ -94,6 +106,7 @@ type serviceStats struct {
 	misses   atomic.Uint64
 	repins   atomic.Uint64
 	retries  atomic.Uint64
+	queued   atomic.Uint64
 }
 
 // latency is a histogram of durations in power-of-two microsecond buckets.
@@ -157,7 +170,7 @@ func (b *Balancer) Status() Status {
 			MinInstances: s.MinInstances,
 			Active:       s.stat.active.Load(), Requests: s.stat.requests.Load(), Errors: s.stat.errors.Load(),
 			StickyHits: s.stat.hits.Load(), StickyMisses: s.stat.misses.Load(), Repins: s.stat.repins.Load(),
-			Retries: s.stat.retries.Load(),
+			Retries: s.stat.retries.Load(), MaxConns: s.MaxConns, Queued: s.stat.queued.Load(),
 		}
 		if p := st.pools[s.Pool]; p != nil {
 			for _, be := range p.backends {
@@ -182,7 +195,8 @@ func (b *Balancer) Status() Status {
 	sort.Strings(names)
 	for _, n := range names {
 		p := st.pools[n]
-		ps := PoolStatus{Name: n}
+		ps := PoolStatus{Name: n, Waiting: p.queue.n.Load(),
+			QueueTimeouts: p.queue.timeouts.Load(), QueueFull: p.queue.rejected.Load()}
 		for _, be := range p.backends {
 			ps.Backends = append(ps.Backends, be.status(nowNs, slow[n], b.table))
 		}
@@ -197,6 +211,7 @@ func (be *backend) status(now int64, slow time.Duration, t *sessionTable) Backen
 	be.mu.Unlock()
 	bs.Weight = int(be.weight.Load())
 	bs.Active = be.active.Load()
+	bs.MaxConns = int(be.maxConns.Load())
 	bs.Requests = be.requests.Load()
 	bs.Failures = be.failures.Load()
 	switch {
