@@ -237,11 +237,10 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if d.backend == nil && d.full {
 				var err error
 				if d, err = b.await(r.Context(), s, sid, token, tried); err != nil {
-					if err == errQueueTimeout || err == errQueueFull {
-						b.fail(w, r, s, http.StatusServiceUnavailable, err.Error()+"\n", start)
-					} else {
-						b.logAccess(r, s, nil, 499, stickyNone, start, err)
+					if err != errQueueTimeout && err != errQueueFull {
+						b.clientFault(w, r, s, nil, err, start) // the client went away
 					}
+					b.fail(w, r, s, http.StatusServiceUnavailable, err.Error()+"\n", start)
 					return
 				}
 			}
@@ -402,14 +401,15 @@ func (b *Balancer) await(ctx context.Context, s *service, sid, token string, tri
 // clientFault ends a request whose client broke its side of the exchange
 // (a malformed or truncated body, a body over MaxBodyBytes, a stall longer
 // than ClientBodyTimeout, or the client gone): 400, 413 or 408 with the
-// connection closed, or, when the client is gone, only an access-log
-// record with status 499. No backend is blamed; be, if not nil, is the
-// backend the request was being sent to.
+// connection closed, or, when the client is gone, no response at all (the
+// handler is aborted, as net/http provides) and an access-log record with
+// status 499. No backend is blamed; be, if not nil, is the backend the
+// request was being sent to.
 func (b *Balancer) clientFault(w http.ResponseWriter, r *http.Request, s *service, be *backend, err error, start time.Time) {
 	code := clientStatus(err)
-	if r.Context().Err() != nil || code == 499 {
+	if code == 499 {
 		b.logAccess(r, s, be, 499, stickyNone, start, err)
-		return
+		panic(http.ErrAbortHandler)
 	}
 	w.Header()["Connection"] = valClose
 	b.fail(w, r, s, code, http.StatusText(code)+"\n", start)
