@@ -394,10 +394,18 @@ func TestTrialReleasedOnEveryExit(t *testing.T) {
 		send    func(t *testing.T)
 		cooling bool // the trial's verdict: the backend failed again
 	}{
-		{"success", "ok", func(t *testing.T) { rawExchange(t, addr, "GET /trial HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") }, false},
-		{"backend reset", "reset", func(t *testing.T) { rawExchange(t, addr, "GET /trial HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") }, true},
-		{"fail status", "503", func(t *testing.T) { rawExchange(t, addr, "GET /trial HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") }, true},
-		{"response cut short", "cut", func(t *testing.T) { rawExchange(t, addr, "GET /trial HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") }, false},
+		{"success", "ok", func(t *testing.T) {
+			rawExchange(t, addr, "GET /trial HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		}, false},
+		{"backend reset", "reset", func(t *testing.T) {
+			rawExchange(t, addr, "GET /trial HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		}, true},
+		{"fail status", "503", func(t *testing.T) {
+			rawExchange(t, addr, "GET /trial HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		}, true},
+		{"response cut short", "cut", func(t *testing.T) {
+			rawExchange(t, addr, "GET /trial HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		}, false},
 		{"client gives up", "stall", func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+"/trial", nil)
