@@ -268,11 +268,13 @@ type HealthCheck struct {
 }
 
 // Retry is the budget for trying another backend after a failure. A request
-// that failed before reaching a backend (refused, dial error) is retried
-// whatever its method; an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT,
-// DELETE) without a request body already read is retried after any
-// transport error; a request whose body may have been read is never
-// replayed.
+// none of which reached a backend (refused, dial error, a pooled connection
+// found closed before writing) is retried whatever its method; an
+// idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) also after a
+// transport error that came before any byte of a response; a request
+// whose bytes may have reached a backend and that is not idempotent (POST,
+// PATCH) never is, nor one whose streamed body was read. Bodies of known
+// length up to 64 KiB are buffered and can be sent again.
 type Retry struct {
 	// Attempts is the total number of tries, the first included. Zero means
 	// 3; 1 disables retries.

@@ -54,19 +54,29 @@
 // responses such as 502, 503, 504) for a cool-off, then let one trial
 // request decide. Timeouts.Read and Timeouts.Write bound the time between
 // two reads and two writes on a backend connection, as nginx's
-// proxy_read_timeout and proxy_send_timeout do. A request that failed before reaching a backend is retried on
-// another whatever its method; an idempotent request without a consumed
-// body is retried after any transport error, within Service.Retry; a
-// request whose body may have been read is never replayed. When nothing can
-// serve, the client gets 502, 503 or 504 with a short text body.
+// proxy_read_timeout and proxy_send_timeout do. A request none of which
+// reached a backend is retried on another whatever its method; an
+// idempotent one also after a transport error that came before any byte of
+// a response, within Service.Retry; a POST whose bytes may have reached a
+// backend never is. A body of known length up to 64 KiB is read whole
+// before a backend is chosen, so it can be sent again; a longer or chunked
+// body is streamed and never replayed once read. A client's fault — a
+// malformed, oversized, stalled (Service.ClientBodyTimeout) or abandoned
+// body — ends its request with 400, 413, 408 or no response, and never
+// counts against a backend. Service.MaxConns bounds the requests a backend
+// serves at once; the others wait in a bounded queue (Service.Queue). When
+// nothing can serve, the client gets 502, 503 or 504 with a short text
+// body. The exact rules are tables in docs/balancer.md.
 //
 // # Forwarding
 //
 // Host is preserved; X-Forwarded-For is appended (a client's own value is
 // kept only when the peer is in Config.TrustedProxies, as is its RFC 7239
 // Forwarded); X-Forwarded-Host, X-Forwarded-Server, X-Forwarded-Proto and
-// optionally Forwarded are set; hop-by-hop headers are removed; Upgrade (WebSocket) passes
-// through; responses without a length are flushed as they arrive.
+// optionally Forwarded are set; hop-by-hop headers are removed; Upgrade
+// passes through for WebSocket only (Config.Upgrades); responses without a
+// length are flushed as they arrive; no header the backend did not send is
+// added to its response.
 //
 // # Concurrency and ownership
 //

@@ -162,7 +162,9 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s.MaxBodyBytes > 0 && r.ContentLength > s.MaxBodyBytes {
-		w.Header()["Connection"] = valClose // the body is not read
+		if r.ProtoMajor == 1 {
+			w.Header()["Connection"] = valClose // the body is not read
+		}
 		b.fail(w, r, s, http.StatusRequestEntityTooLarge, "request body too large\n", start)
 		return
 	}
@@ -411,7 +413,9 @@ func (b *Balancer) clientFault(w http.ResponseWriter, r *http.Request, s *servic
 		b.logAccess(r, s, be, 499, stickyNone, start, err)
 		panic(http.ErrAbortHandler)
 	}
-	w.Header()["Connection"] = valClose
+	if r.ProtoMajor == 1 {
+		w.Header()["Connection"] = valClose // the rest of the body is not read
+	}
 	b.fail(w, r, s, code, http.StatusText(code)+"\n", start)
 }
 
