@@ -645,3 +645,83 @@ func TestMaxConnsQueue(t *testing.T) {
 		t.Errorf("after the timeout: %+v", st.Pools[0])
 	}
 }
+
+// TestMaxConnsStickyWaits: a session's request whose backend is at its
+// connection limit waits for that backend instead of losing its session to
+// another, and is served there once the backend has room.
+func TestMaxConnsStickyWaits(t *testing.T) {
+	release := make(chan struct{})
+	var inFlight atomic.Int64
+	mk := func(name string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			if r.URL.Path == "/hold" {
+				<-release
+			}
+			w.Header().Set("X-Backend", name)
+			if _, err := r.Cookie("JSESSIONID"); err != nil {
+				w.Header().Set("Set-Cookie", "JSESSIONID="+name+"-session; Path=/")
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	a, b := mk("a"), mk("b")
+	cfg := testConfig(StickyLearn)
+	cfg.Services[0].MaxConns = 1
+	lb := mustNew(t, cfg)
+	lb.SetBackends("p", []Backend{{ID: "a", URL: a.URL}, {ID: "b", URL: b.URL}})
+	front, c := newFront(t, lb)
+
+	_, first, cookies, _ := get(t, c, front.URL+"/", "")
+	session := cookiePair(cookies, "JSESSIONID")
+	if session == "" {
+		t.Fatal("no session")
+	}
+	// Fill the session's backend.
+	held := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", front.URL+"/hold", nil)
+		req.Header.Set("Cookie", session)
+		resp, err := c.Do(req)
+		if err != nil {
+			held <- 0
+			return
+		}
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	waitUntil(t, "the session's backend full", func() bool { return backendStatus(lb, first).Active == 1 })
+	type got struct {
+		code int
+		be   string
+	}
+	waited := make(chan got, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", front.URL+"/next", nil)
+		req.Header.Set("Cookie", session)
+		resp, err := c.Do(req)
+		if err != nil {
+			waited <- got{}
+			return
+		}
+		resp.Body.Close()
+		waited <- got{resp.StatusCode, resp.Header.Get("X-Backend")}
+	}()
+	waitUntil(t, "the session's request queued", func() bool { return lb.Status().Pools[0].Waiting == 1 })
+	// A request without a session goes to the other backend meanwhile.
+	if _, be, _, _ := get(t, c, front.URL+"/", ""); be == first {
+		t.Errorf("a new request went to the full backend %s", be)
+	}
+	close(release)
+	if code := <-held; code != 200 {
+		t.Errorf("held request: %d", code)
+	}
+	if g := <-waited; g.code != 200 || g.be != first {
+		t.Errorf("the session's request: %d from %q, want 200 from %q", g.code, g.be, first)
+	}
+	if st := lb.Status(); st.Services[0].Repins != 0 {
+		t.Errorf("%d sessions re-pinned for a busy backend", st.Services[0].Repins)
+	}
+}
