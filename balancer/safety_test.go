@@ -727,3 +727,56 @@ func TestMaxConnsStickyWaits(t *testing.T) {
 		t.Errorf("%d sessions re-pinned for a busy backend", st.Services[0].Repins)
 	}
 }
+
+// TestSlowUploadsHoldNoBackend: clients trickling small bodies hold no
+// backend connection while they do; a large streamed body's backend
+// connection is bounded by ClientBodyTimeout (TestClientBodyTimeout) and
+// MaxConns (TestMaxConnsQueue).
+func TestSlowUploadsHoldNoBackend(t *testing.T) {
+	var conns atomic.Int64
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Write(body)
+	}))
+	backend.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	backend.Start()
+	t.Cleanup(backend.Close)
+	lb := mustNew(t, testConfig(StickyOff))
+	lb.SetBackends("p", []Backend{{ID: "b", URL: backend.URL}})
+	front, done := watchedFront(t, lb)
+
+	const clients = 40
+	cs := make([]net.Conn, clients)
+	for i := range cs {
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+		cs[i] = c
+	}
+	waitUntil(t, "every upload in the balancer", func() bool { return lb.Status().Services[0].Active == clients })
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d backend connections held by %d unfinished small uploads, want 0", n, clients)
+	}
+	for _, c := range cs {
+		io.WriteString(c, "cd")
+	}
+	for _, c := range cs {
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "abcd" {
+			t.Errorf("echo %q", b)
+		}
+		<-done
+	}
+}
