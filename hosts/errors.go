@@ -17,8 +17,14 @@ var (
 	// whose Err is [context.DeadlineExceeded] or a network timeout.
 	ErrTimeout = errors.New("timeout")
 	// ErrServerFailure means every server answered with an error code such
-	// as SERVFAIL or REFUSED.
+	// as SERVFAIL or REFUSED, for every name of the search list that did
+	// not get an answer (see [Resolver.LookupAddr]).
 	ErrServerFailure = errors.New("server failure")
+	// ErrUnreachable means the last server tried could not be reached: the
+	// connection was refused (over UDP, an ICMP port unreachable reply; over
+	// TCP, a reset), or the host or network was unreachable. The
+	// [*LookupError] also wraps the network error.
+	ErrUnreachable = errors.New("server unreachable")
 	// ErrClosed means the Resolver was closed.
 	ErrClosed = errors.New("closed")
 )
@@ -29,7 +35,8 @@ type LookupError struct {
 	Name   string // the name looked up, as given
 	Server string // the last DNS server asked, or "" when none was
 	// Err is the reason: ErrNotFound, ErrTimeout, ErrServerFailure,
-	// ErrClosed, ErrInvalidName, a context error, or a network error.
+	// ErrUnreachable, ErrClosed, ErrInvalidName, a context error, or a
+	// network error.
 	Err error
 }
 

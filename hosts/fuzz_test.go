@@ -3,12 +3,14 @@ package hosts
 import (
 	"bytes"
 	"maps"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -181,9 +183,12 @@ func FuzzExtractAddrs(f *testing.F) {
 			name = m.Question[0].Name
 		}
 		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			as, ttl := extractAddrs(m, name, qt)
-			if ttl < 0 || len(as) == 0 && ttl != 0 {
+			as, ttl := extractAddrs(m, name, qt, DefaultMaxAddrs)
+			if ttl < 0 || ttl > math.MaxInt32*time.Second || len(as) == 0 && ttl != 0 {
 				t.Fatalf("ttl %v with %d addresses", ttl, len(as))
+			}
+			if len(as) > DefaultMaxAddrs {
+				t.Fatalf("%d addresses, more than %d", len(as), DefaultMaxAddrs)
 			}
 			for _, a := range as {
 				if !a.IsValid() || a.Is4() != (qt == dns.TypeA) {

@@ -24,6 +24,7 @@ type answer struct {
 // lookupName asks the servers for the A and AAAA records of the fully
 // qualified name, in parallel. It fails only when neither query got an
 // answer; one type failing while the other has addresses still succeeds.
+// It keeps at most r.maxAddrs addresses, see capAddrs.
 func (r *Resolver) lookupName(ctx context.Context, c *dnsConf, name string) (answer, *LookupError) {
 	var res [2]typeAnswer
 	var g errgroup.Group
@@ -38,9 +39,10 @@ func (r *Resolver) lookupName(ctx context.Context, c *dnsConf, name string) (ans
 	var ans answer
 	ans.ttl = time.Duration(math.MaxInt64)
 	ans.negTTL = -1
-	for _, t := range res {
+	n4, n6 := capAddrs(len(res[0].addrs), len(res[1].addrs), r.maxAddrs)
+	for i, t := range res {
 		if len(t.addrs) > 0 {
-			ans.addrs = append(ans.addrs, t.addrs...)
+			ans.addrs = append(ans.addrs, t.addrs[:[2]int{n4, n6}[i]]...)
 			ans.ttl = min(ans.ttl, t.ttl)
 		}
 	}
@@ -57,6 +59,17 @@ func (r *Resolver) lookupName(ctx context.Context, c *dnsConf, name string) (ans
 		ans.negTTL = -1
 	}
 	return ans, nil
+}
+
+// capAddrs returns how many of n4 IPv4 and n6 IPv6 addresses to keep so
+// that at most limit remain: all of both when they fit, otherwise each kind
+// gets half of limit, and a kind with fewer leaves the rest to the other.
+func capAddrs(n4, n6, limit int) (int, int) {
+	if n4+n6 <= limit {
+		return n4, n6
+	}
+	k4 := min(n4, limit-min(n6, limit/2))
+	return k4, min(n6, limit-k4)
 }
 
 // typeAnswer is the outcome of one query type.
@@ -88,7 +101,7 @@ func (r *Resolver) exchange(ctx context.Context, c *dnsConf, name string, qt uin
 			}
 			switch resp.Rcode {
 			case dns.RcodeSuccess, dns.RcodeNameError:
-				addrs, ttl := extractAddrs(resp, name, qt)
+				addrs, ttl := extractAddrs(resp, name, qt, r.maxAddrs)
 				return typeAnswer{addrs: addrs, ttl: ttl, negTTL: negativeTTL(resp)}
 			default:
 				last = fmt.Errorf("%w: %s answered %s", ErrServerFailure, s, dns.RcodeToString[resp.Rcode])
@@ -96,8 +109,11 @@ func (r *Resolver) exchange(ctx context.Context, c *dnsConf, name string, qt uin
 		}
 	}
 	var ne net.Error
-	if errors.As(last, &ne) && ne.Timeout() {
+	switch {
+	case errors.As(last, &ne) && ne.Timeout():
 		last = fmt.Errorf("%w: %w", ErrTimeout, last)
+	case isUnreachable(last):
+		last = fmt.Errorf("%w: %w", ErrUnreachable, last)
 	}
 	return typeAnswer{err: &LookupError{Server: server, Err: last}}
 }
@@ -173,18 +189,19 @@ func sameQuestion(a, b *dns.Msg) bool {
 // maxCNAMEs bounds the CNAME chain followed in an answer.
 const maxCNAMEs = 8
 
-// extractAddrs returns the addresses of type qt (A or AAAA) that resp gives
-// for name, following CNAME records in the answer section, and the least TTL
-// of the records used. Records for other names are ignored.
-func extractAddrs(resp *dns.Msg, name string, qt uint16) ([]netip.Addr, time.Duration) {
-	ttl := uint32(math.MaxUint32)
+// extractAddrs returns up to limit addresses of type qt (A or AAAA) that
+// resp gives for name, following CNAME records in the answer section, and
+// the least TTL of the records used, a TTL of 2^31 seconds or more counting
+// as 0 (RFC 2181 section 8). Records for other names are ignored.
+func extractAddrs(resp *dns.Msg, name string, qt uint16, limit int) ([]netip.Addr, time.Duration) {
+	ttl := uint32(math.MaxInt32)
 	target := name
 	for range maxCNAMEs {
 		next := ""
 		for _, rr := range resp.Answer {
 			if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(c.Hdr.Name, target) {
 				next = c.Target
-				ttl = min(ttl, c.Hdr.Ttl)
+				ttl = min(ttl, rfc2181TTL(c.Hdr.Ttl))
 				break
 			}
 		}
@@ -194,8 +211,11 @@ func extractAddrs(resp *dns.Msg, name string, qt uint16) ([]netip.Addr, time.Dur
 		target = next
 	}
 	var addrs []netip.Addr
-	var attl uint32 = math.MaxUint32
+	var attl uint32 = math.MaxInt32
 	for _, rr := range resp.Answer {
+		if len(addrs) >= limit {
+			break
+		}
 		if !strings.EqualFold(rr.Header().Name, target) {
 			continue
 		}
@@ -215,13 +235,23 @@ func extractAddrs(resp *dns.Msg, name string, qt uint16) ([]netip.Addr, time.Dur
 			if !containsAddr(addrs, a) {
 				addrs = append(addrs, a)
 			}
-			attl = min(attl, rr.Header().Ttl)
+			attl = min(attl, rfc2181TTL(rr.Header().Ttl))
 		}
 	}
 	if len(addrs) == 0 {
 		return nil, 0
 	}
 	return addrs, time.Duration(min(ttl, attl)) * time.Second
+}
+
+// rfc2181TTL returns ttl, or 0 when its most significant bit is set:
+// RFC 2181 section 8 makes TTLs 31-bit values and says to treat one with
+// the top bit set as if it were zero.
+func rfc2181TTL(ttl uint32) uint32 {
+	if ttl > math.MaxInt32 {
+		return 0
+	}
+	return ttl
 }
 
 func containsAddr(s []netip.Addr, a netip.Addr) bool {
@@ -235,12 +265,13 @@ func containsAddr(s []netip.Addr, a netip.Addr) bool {
 
 // negativeTTL returns how long a negative answer may be cached: the lesser
 // of the TTL of the SOA record in the authority section and its MINIMUM
-// field (RFC 2308 section 5), or -1 when there is no SOA, which RFC 2308
+// field (RFC 2308 section 5), either being 0 when its most significant bit
+// is set (RFC 2181 section 8), or -1 when there is no SOA, which RFC 2308
 // says not to cache.
 func negativeTTL(resp *dns.Msg) time.Duration {
 	for _, rr := range resp.Ns {
 		if soa, ok := rr.(*dns.SOA); ok {
-			return time.Duration(min(soa.Hdr.Ttl, soa.Minttl)) * time.Second
+			return time.Duration(min(rfc2181TTL(soa.Hdr.Ttl), rfc2181TTL(soa.Minttl))) * time.Second
 		}
 	}
 	return -1

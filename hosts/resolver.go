@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -42,12 +43,16 @@ type ResolverConfig struct {
 	// domain is logged and the previous settings kept.
 	ResolvConf string
 	// Servers are the DNS servers, "host:port" or "host" (port 53), asked in
-	// order: the next one on a timeout, a network error, SERVFAIL, REFUSED
-	// or NOTIMP. Empty means those of ResolvConf; with neither, names that
+	// order: the next one on a timeout, a network error (such as a closed
+	// port), SERVFAIL, REFUSED or NOTIMP. Empty means those of ResolvConf; with neither, names that
 	// are not static or in the hosts file are not found.
 	Servers []string
 	// Search lists the domains appended to names with fewer than Ndots dots,
-	// as resolv.conf's search option does. Empty means ResolvConf's.
+	// as resolv.conf's search option does. Empty means ResolvConf's. As
+	// glibc's res_search, the next name of the list is tried after a name
+	// that does not exist, has no address, or that every server failed to
+	// answer (SERVFAIL, REFUSED, NOTIMP); a timeout or an unreachable server
+	// ends the lookup.
 	Search []string
 	// Ndots is the number of dots from which a name is first tried as it
 	// is. Zero means ResolvConf's ndots, or 1.
@@ -63,8 +68,15 @@ type ResolverConfig struct {
 	UDPSize uint16
 
 	// MaxTTL caps how long an answer is cached, whatever its TTL. Zero means
-	// 5 minutes; a negative value disables the positive cache.
+	// 5 minutes; a negative value disables the positive cache. A TTL with
+	// its most significant bit set (2^31 seconds or more) counts as zero, as
+	// RFC 2181 section 8 says: the answer is returned but not cached.
 	MaxTTL time.Duration
+	// MaxAddrs caps the number of addresses kept from one DNS answer, A and
+	// AAAA records together; the others are dropped, neither returned nor
+	// cached. When both kinds are more than half of MaxAddrs, each gets
+	// half. Zero means DefaultMaxAddrs.
+	MaxAddrs int
 	// MaxNegativeTTL caps how long a "no such name" or "no address" answer
 	// is cached; the TTL itself comes from the SOA record of the answer
 	// (RFC 2308 section 5), and answers without one are not cached. Zero
@@ -80,6 +92,12 @@ type ResolverConfig struct {
 	Clock func() time.Time
 }
 
+// DefaultMaxAddrs is the number of addresses a Resolver keeps from one DNS
+// answer unless [ResolverConfig.MaxAddrs] says otherwise: more than any
+// cluster's balancers or members under one name, little enough that a
+// hostile or broken server cannot fill the cache with thousands of them.
+const DefaultMaxAddrs = 32
+
 // DefaultResolverConfig returns the configuration of a system resolver:
 // /etc/hosts and /etc/resolv.conf, with the other fields at their defaults.
 func DefaultResolverConfig() ResolverConfig {
@@ -90,6 +108,7 @@ func DefaultResolverConfig() ResolverConfig {
 		UDPSize:            1232,               // no IP fragmentation
 		MaxTTL:             5 * time.Minute,    // a moved name is seen within 5 minutes
 		MaxNegativeTTL:     time.Minute,        // a new name is seen within a minute
+		MaxAddrs:           DefaultMaxAddrs,    // addresses kept per answer
 	}
 }
 
@@ -115,6 +134,7 @@ type Resolver struct {
 	udpSize    uint16
 	maxTTL     time.Duration
 	maxNeg     time.Duration
+	maxAddrs   int
 
 	// The clock: ticks returns nanoseconds since base. With the real
 	// clock, whose reading costs as much as a cached lookup on some
@@ -173,6 +193,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		udpSize:    cfg.UDPSize,
 		maxTTL:     cfg.MaxTTL,
 		maxNeg:     cfg.MaxNegativeTTL,
+		maxAddrs:   cfg.MaxAddrs,
 		clock:      cfg.Clock,
 		log:        cfg.Logger,
 		cache:      newCache(),
@@ -200,6 +221,12 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 	}
 	if r.maxNeg == 0 {
 		r.maxNeg = time.Minute
+	}
+	if cfg.MaxAddrs < 0 {
+		return nil, fmt.Errorf("hosts: MaxAddrs %d is negative", cfg.MaxAddrs)
+	}
+	if r.maxAddrs == 0 {
+		r.maxAddrs = DefaultMaxAddrs
 	}
 	if r.clock != nil {
 		r.base = r.clock()
@@ -273,7 +300,12 @@ func (r *Resolver) ticks() int64 {
 // to it is safe, as its capacity equals its length.
 //
 // Errors are *LookupError, wrapping ErrNotFound, ErrTimeout,
-// ErrServerFailure, ErrClosed, ErrInvalidName or ctx's error. ctx bounds
+// ErrServerFailure, ErrUnreachable, ErrClosed, ErrInvalidName or ctx's
+// error. When the search list gives several names and none has an
+// address, the error is ErrServerFailure if the servers failed for at
+// least one of them (its address is unknown, and the failure is not
+// cached), and ErrNotFound only if every name was answered without one;
+// a timeout or an unreachable server ends the lookup with that error. ctx bounds
 // this call only: a query another caller shares goes on, to fill the cache.
 //
 // With the real clock, expiry is checked against a clock reading that may
@@ -544,14 +576,24 @@ func (r *Resolver) query(c *dnsConf, host, lower string, hostsGen uint64) ([]net
 	}
 
 	negTTL, negCacheable := time.Duration(-1), true
+	var failed *LookupError // the first candidate every server failed to answer
 	for _, name := range c.candidates(lower) {
 		ans, err := r.lookupName(r.ctx, c, name)
 		if err != nil {
 			err.Name = host
 			if r.ctx.Err() != nil {
 				err.Err = ErrClosed
+				return nil, err
 			}
-			return nil, err
+			if !errors.Is(err.Err, ErrServerFailure) {
+				return nil, err
+			}
+			// Go on with the next name, as glibc's res_search does
+			// after SERVFAIL: another zone may know the host.
+			if failed == nil {
+				failed = err
+			}
+			continue
 		}
 		if len(ans.addrs) > 0 {
 			addrs := ans.addrs[:len(ans.addrs):len(ans.addrs)]
@@ -566,6 +608,11 @@ func (r *Resolver) query(c *dnsConf, host, lower string, hostsGen uint64) ([]net
 		} else if negTTL < 0 || ans.negTTL < negTTL {
 			negTTL = ans.negTTL
 		}
+	}
+	if failed != nil {
+		// Not found where servers answered, unknown where they failed:
+		// the failure says more, and is not cached.
+		return nil, failed
 	}
 	le := &LookupError{Name: host, Err: ErrNotFound}
 	if ttl := min(negTTL, r.maxNeg); negCacheable && ttl > 0 {

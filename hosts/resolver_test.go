@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -95,7 +97,7 @@ func TestResolverTruncatedAnswerRetriedOverTCP(t *testing.T) {
 		}
 		w.WriteMsg(m)
 	})
-	r := newTestResolver(t, newFakeClock(), ResolverConfig{Servers: []string{srv}})
+	r := newTestResolver(t, newFakeClock(), ResolverConfig{Servers: []string{srv}, MaxAddrs: len(want)})
 	if got := lookup(t, r, "big.example."); got != strings.Join(want, " ") {
 		t.Errorf("lookup = %q, want the 200 addresses", got)
 	}
@@ -709,4 +711,236 @@ func TestResolverResolvConfEditsPickedUp(t *testing.T) {
 	if n := strings.Count(logs.String(), "cannot reload resolv.conf"); n != 2 {
 		t.Errorf("%d reload warnings, want 2; log:\n%s", n, logs.String())
 	}
+}
+
+// TestResolverHugeTTL checks RFC 2181 section 8: a TTL with its most
+// significant bit set counts as zero, so the answer is not cached and the
+// next lookup asks the server again.
+func TestResolverHugeTTL(t *testing.T) {
+	tests := []struct {
+		name string
+		ttl  uint32
+	}{
+		{"2^31", 1 << 31},
+		{"2^32-1", math.MaxUint32},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var qc queryCounter
+			z := newZone(tc.ttl)
+			z.set("app.example", "10.0.0.1")
+			srv := startDNS(t, &qc, z.handler)
+			r := newTestResolver(t, newFakeClock(), ResolverConfig{Servers: []string{srv}, MaxTTL: time.Hour})
+			for i := range 2 {
+				if got := lookup(t, r, "app.example."); got != "10.0.0.1" {
+					t.Fatalf("lookup %d = %q", i, got)
+				}
+			}
+			if n := qc.get("udp A"); n != 2 {
+				t.Errorf("A queries = %d, want 2: an answer with TTL %d is not cached", n, tc.ttl)
+			}
+		})
+		t.Run(tc.name+" in the SOA", func(t *testing.T) {
+			var qc queryCounter
+			srv := startDNS(t, &qc, func(w dns.ResponseWriter, r *dns.Msg) {
+				m := new(dns.Msg)
+				m.SetRcode(r, dns.RcodeNameError)
+				s := soa()
+				s.Hdr.Ttl = tc.ttl
+				m.Ns = []dns.RR{s}
+				w.WriteMsg(m)
+			})
+			r := newTestResolver(t, newFakeClock(), ResolverConfig{Servers: []string{srv}, MaxNegativeTTL: time.Hour})
+			for range 2 {
+				if _, err := r.LookupAddr(context.Background(), "missing.example."); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("err = %v, want ErrNotFound", err)
+				}
+			}
+			if n := qc.get("udp A"); n != 2 {
+				t.Errorf("A queries = %d, want 2: a negative answer whose SOA TTL is %d is not cached", n, tc.ttl)
+			}
+		})
+	}
+}
+
+// TestResolverAnswerCap checks that of 4,000 addresses, fetched over TCP
+// after a truncated UDP answer, at most MaxAddrs are returned and cached.
+func TestResolverAnswerCap(t *testing.T) {
+	const total = 4000
+	var qc queryCounter
+	var addrs []string
+	for i := range total {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{10, 4, byte(i / 256), byte(i)}).String())
+	}
+	z := newZone(60)
+	z.set("big.example", addrs...)
+	srv := startDNS(t, &qc, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := z.reply(r)
+		m.Compress = true // 4,000 A records fit in 64 KiB only compressed
+		if !isTCP(w) {
+			m.Truncate(dns.MinMsgSize)
+		}
+		w.WriteMsg(m)
+	})
+	tests := []struct {
+		name string
+		max  int
+		want int
+	}{
+		{"default", 0, DefaultMaxAddrs},
+		{"MaxAddrs 5", 5, 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestResolver(t, newFakeClock(), ResolverConfig{Servers: []string{srv}, MaxAddrs: tc.max})
+			before := qc.get("tcp A")
+			want := strings.Join(addrs[:tc.want], " ")
+			for i := range 2 {
+				if got := lookup(t, r, "big.example."); got != want {
+					t.Errorf("lookup %d = %q, want the first %d addresses", i, got, tc.want)
+				}
+			}
+			if n := qc.get("tcp A") - before; n != 1 {
+				t.Errorf("TCP A queries = %d, want 1: the second lookup is answered by the cache", n)
+			}
+			e := r.cache.get("big.example.", r.ticks())
+			if e == nil || len(e.addrs) != tc.want {
+				t.Errorf("cache entry = %+v, want %d addresses", e, tc.want)
+			}
+		})
+	}
+}
+
+func TestCapAddrs(t *testing.T) {
+	tests := []struct {
+		n4, n6, limit int
+		k4, k6        int
+	}{
+		{3, 2, 32, 3, 2},
+		{4000, 0, 32, 32, 0},
+		{0, 4000, 32, 0, 32},
+		{4000, 4000, 32, 16, 16},
+		{5, 4000, 32, 5, 27},
+		{4000, 5, 32, 27, 5},
+		{20, 20, 32, 16, 16},
+		{4000, 4000, 1, 1, 0},
+	}
+	for _, tc := range tests {
+		k4, k6 := capAddrs(tc.n4, tc.n6, tc.limit)
+		if k4 != tc.k4 || k6 != tc.k6 {
+			t.Errorf("capAddrs(%d, %d, %d) = %d, %d; want %d, %d", tc.n4, tc.n6, tc.limit, k4, k6, tc.k4, tc.k6)
+		}
+	}
+}
+
+// TestResolverSearchPastRefused checks that, as with glibc's res_search, a
+// candidate of the search list that the server refuses (or fails) does not
+// end the lookup, and which error is left when no candidate has an
+// address.
+func TestResolverSearchPastRefused(t *testing.T) {
+	for _, rcode := range []int{dns.RcodeRefused, dns.RcodeServerFailure} {
+		t.Run(dns.RcodeToString[rcode], func(t *testing.T) {
+			var qc queryCounter
+			z := newZone(60)
+			z.set("db.b.test", "10.0.0.5")
+			srv := startDNS(t, &qc, func(w dns.ResponseWriter, r *dns.Msg) {
+				if dns.IsSubDomain("other.zone.", dns.CanonicalName(r.Question[0].Name)) {
+					m := new(dns.Msg)
+					w.WriteMsg(m.SetRcode(r, rcode))
+					return
+				}
+				z.handler(w, r)
+			})
+			r := newTestResolver(t, newFakeClock(), ResolverConfig{
+				Servers: []string{srv}, Search: []string{"other.zone", "b.test"}, Attempts: 1, MaxNegativeTTL: time.Hour,
+			})
+			if got := lookup(t, r, "db"); got != "10.0.0.5" {
+				t.Errorf("lookup(db) = %q, want 10.0.0.5 from the second search domain", got)
+			}
+			var a []string
+			for _, q := range qc.queried() {
+				if strings.HasPrefix(q, "A ") {
+					a = append(a, q)
+				}
+			}
+			if diff := cmp.Diff([]string{"A db.other.zone.", "A db.b.test."}, a); diff != "" {
+				t.Errorf("A queries mismatch (-want +got):\n%s", diff)
+			}
+
+			// No candidate has an address: one was refused, the others
+			// do not exist. The failure is returned, and not cached.
+			before := qc.get("udp A")
+			for range 2 {
+				_, err := r.LookupAddr(context.Background(), "nohost")
+				var le *LookupError
+				if !errors.As(err, &le) || !errors.Is(err, ErrServerFailure) || errors.Is(err, ErrNotFound) || le.Name != "nohost" {
+					t.Fatalf("err = %v, want a *LookupError for nohost wrapping ErrServerFailure", err)
+				}
+			}
+			if n := qc.get("udp A") - before; n != 6 {
+				t.Errorf("A queries = %d, want 6: three candidates, twice, nothing cached", n)
+			}
+		})
+	}
+}
+
+// TestResolverServerUnreachable checks that a closed port makes an error
+// callers can test for with ErrUnreachable, over UDP and over TCP after a
+// truncated answer.
+func TestResolverServerUnreachable(t *testing.T) {
+	t.Run("UDP port closed", func(t *testing.T) {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := pc.LocalAddr().String()
+		pc.Close()
+		r := newTestResolver(t, newFakeClock(), ResolverConfig{Servers: []string{addr}, Timeout: 5 * time.Second})
+		start := time.Now()
+		_, err = r.LookupAddr(context.Background(), "app.example.")
+		var le *LookupError
+		if !errors.As(err, &le) || !errors.Is(err, ErrUnreachable) || le.Server != addr {
+			t.Fatalf("err = %v, want a *LookupError from %s wrapping ErrUnreachable", err, addr)
+		}
+		if errors.Is(err, ErrTimeout) || errors.Is(err, ErrServerFailure) || errors.Is(err, ErrNotFound) || le.Timeout() {
+			t.Errorf("err = %v also matches another kind", err)
+		}
+		if d := time.Since(start); d >= 5*time.Second {
+			t.Errorf("took %v: the refusal was not noticed before the timeout", d)
+		}
+	})
+	t.Run("TCP port closed after truncation", func(t *testing.T) {
+		var qc queryCounter
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+			qc.record(w, r)
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Truncated = true
+			w.WriteMsg(m)
+		})}
+		started, done := make(chan struct{}), make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go func() {
+			defer close(done)
+			srv.ActivateAndServe()
+		}()
+		<-started
+		t.Cleanup(func() {
+			srv.Shutdown()
+			<-done
+		})
+		addr := pc.LocalAddr().String()
+		r := newTestResolver(t, newFakeClock(), ResolverConfig{Servers: []string{addr}, Attempts: 1})
+		_, err = r.LookupAddr(context.Background(), "app.example.")
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("err = %v, want ErrUnreachable", err)
+		}
+		if n := qc.get("udp A"); n != 1 {
+			t.Errorf("UDP A queries = %d, want 1", n)
+		}
+	})
 }
