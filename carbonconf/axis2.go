@@ -188,7 +188,9 @@ func (a *Axis2) WriteTo(w io.Writer) (int64, error) { return writeBytes(w, a.doc
 // Bytes returns a copy of the document's bytes.
 func (a *Axis2) Bytes() []byte { return append([]byte(nil), a.doc.src...) }
 
-// Save writes the document to path atomically, keeping the file's mode.
+// Save writes the document to path atomically, keeping the file's mode,
+// owner and group; a symbolic link at path is followed and kept. On error
+// the file is as it was. Node.Save writes a node's files all or nothing.
 func (a *Axis2) Save(path string) error { return writeFileAtomic(path, a.doc.src) }
 
 func (a *Axis2) build() {

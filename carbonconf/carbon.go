@@ -97,7 +97,9 @@ func (c *Carbon) WriteTo(w io.Writer) (int64, error) { return writeBytes(w, c.do
 // Bytes returns a copy of the document's bytes.
 func (c *Carbon) Bytes() []byte { return append([]byte(nil), c.doc.src...) }
 
-// Save writes the document to path atomically, keeping the file's mode.
+// Save writes the document to path atomically, keeping the file's mode,
+// owner and group; a symbolic link at path is followed and kept. On error
+// the file is as it was. Node.Save writes a node's files all or nothing.
 func (c *Carbon) Save(path string) error { return writeFileAtomic(path, c.doc.src) }
 
 func (c *Carbon) build() {

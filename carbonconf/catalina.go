@@ -98,7 +98,9 @@ func (c *Catalina) WriteTo(w io.Writer) (int64, error) { return writeBytes(w, c.
 // Bytes returns a copy of the document's bytes.
 func (c *Catalina) Bytes() []byte { return append([]byte(nil), c.doc.src...) }
 
-// Save writes the document to path atomically, keeping the file's mode.
+// Save writes the document to path atomically, keeping the file's mode,
+// owner and group; a symbolic link at path is followed and kept. On error
+// the file is as it was. Node.Save writes a node's files all or nothing.
 func (c *Catalina) Save(path string) error { return writeFileAtomic(path, c.doc.src) }
 
 func (c *Catalina) build() {

@@ -143,7 +143,8 @@ func (c *LBConf) Bytes() []byte { return append([]byte(nil), c.src...) }
 
 // Save writes the document, with its edits, to path atomically: a
 // temporary file in the same directory is synced and renamed over path,
-// which keeps its mode (0644 for a new file). On error path is untouched.
+// which keeps its mode, owner and group (mode 0644 for a new file); a
+// symbolic link at path is followed and kept. On error path is untouched.
 func (c *LBConf) Save(path string) error { return writeFileAtomic(path, c.src) }
 
 // Listen returns ListenPorts, or the defaults when it is empty.

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/carbonlb/carbonlb/internal/atomicfile"
 )
 
 // Paths of the files LoadNode reads, relative to a product home.
@@ -26,6 +28,10 @@ type Node struct {
 	Axis2    *Axis2
 	Carbon   *Carbon
 	Catalina *Catalina
+
+	// rename replaces a file by another in Save; nil means os.Rename.
+	// Tests set it to fail one file of the node.
+	rename func(oldpath, newpath string) error
 }
 
 // Identity is a node's effective cluster identity, in plain values, ready to
@@ -77,24 +83,26 @@ func LoadNode(productHome string) (*Node, error) {
 	return n, nil
 }
 
-// Save writes every document of the node back to its file, atomically.
+// Save writes every document of the node back to its file, all or nothing:
+// it writes a temporary file for each first, then renames each over its
+// file, and when any step fails it puts back the files already replaced, so
+// that the node's files are either all new or all as they were. Each file
+// is replaced atomically, a symbolic link is followed (its target is
+// written, the link kept), and the mode, owner and group of each file are
+// kept (the owner when the process may give files away, as root may). The
+// error names the file that failed.
 func (n *Node) Save() error {
+	var cs []atomicfile.Change
 	if n.Axis2 != nil {
-		if err := n.Axis2.Save(n.Axis2.File); err != nil {
-			return err
-		}
+		cs = append(cs, atomicfile.Change{Path: n.Axis2.File, Data: n.Axis2.doc.src})
 	}
 	if n.Carbon != nil {
-		if err := n.Carbon.Save(n.Carbon.File); err != nil {
-			return err
-		}
+		cs = append(cs, atomicfile.Change{Path: n.Carbon.File, Data: n.Carbon.doc.src})
 	}
 	if n.Catalina != nil {
-		if err := n.Catalina.Save(n.Catalina.File); err != nil {
-			return err
-		}
+		cs = append(cs, atomicfile.Change{Path: n.Catalina.File, Data: n.Catalina.doc.src})
 	}
-	return nil
+	return saveError(atomicfile.WriteAll(cs, atomicfile.Options{Rename: n.rename}))
 }
 
 // Name returns a short name for the node in messages: its home, or the

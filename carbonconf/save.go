@@ -2,57 +2,29 @@ package carbonconf
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"io/fs"
+
+	"github.com/carbonlb/carbonlb/internal/atomicfile"
 )
 
-// writeFileAtomic replaces path with data: it writes a temporary file in the
-// same directory, syncs it, gives it the mode of the file it replaces (0644
-// for a new file) and renames it over path, so a reader sees the old file or
-// the new one, never a mix. On error path is untouched.
-func writeFileAtomic(path string, data []byte) (err error) {
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
+// writeFileAtomic replaces path with data atomically (see
+// internal/atomicfile): a reader sees the old file or the new one, never a
+// mix; a symbolic link is followed and kept; the mode, owner and group of
+// the file replaced are kept (0644 for a new file). On error path is
+// untouched.
+func writeFileAtomic(path string, data []byte) error {
+	return saveError(atomicfile.Write(path, data, atomicfile.Options{}))
+}
+
+// saveError turns atomicfile's *fs.PathError into this package's error.
+func saveError(err error) error {
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		return fmt.Errorf("carbonconf: save %s: %w", pe.Path, err)
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("carbonconf: save %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("carbonconf: save %s: %w", path, err)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // best effort: make the rename durable
-		d.Close()
-	}
-	return nil
+	return err
 }
 
 // writeBytes implements io.WriterTo for a document's bytes.

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package hosts
+package atomicfile
 
 import (
 	"io/fs"
@@ -15,4 +15,4 @@ func isBusy(err error) bool { return false }
 func lockFile(f *os.File) (unlock func(), err error) { return func() {}, nil }
 
 // chown is a no-op where files have no Unix owner.
-func chown(f *os.File, old fs.FileInfo) {}
+func chown(f *os.File, old fs.FileInfo) error { return nil }

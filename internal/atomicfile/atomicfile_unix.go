@@ -1,6 +1,6 @@
 //go:build unix
 
-package hosts
+package atomicfile
 
 import (
 	"errors"
@@ -28,9 +28,16 @@ func lockFile(f *os.File) (unlock func(), err error) {
 	return func() { syscall.Flock(fd, syscall.LOCK_UN) }, nil
 }
 
-// chown gives f the owner and group of old, when the process may.
-func chown(f *os.File, old fs.FileInfo) {
-	if st, ok := old.Sys().(*syscall.Stat_t); ok {
-		f.Chown(int(st.Uid), int(st.Gid))
+// chown gives f the owner and group of old. Only root may give a file
+// away: for anyone else EPERM is not an error, and the new file belongs to
+// the caller, as a file the caller wrote does.
+func chown(f *os.File, old fs.FileInfo) error {
+	st, ok := old.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
 	}
+	if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, syscall.EPERM) {
+		return err
+	}
+	return nil
 }
