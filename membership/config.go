@@ -106,10 +106,25 @@ type Config struct {
 	EventBuffer int
 
 	// Logger receives the node's log and memberlist's, with memberlist's
-	// levels ([DEBUG], [INFO], [WARN], [ERR]) mapped to slog levels; what
-	// memberlist logs after Close, the errors of its ending goroutines on
-	// the closed transport, is logged at Debug. Nil means slog.Default().
+	// levels ([DEBUG], [INFO], [WARN], [ERR]) mapped to slog levels, except
+	// its lines about packets and streams it could not read, which are
+	// counted (see ForeignLogInterval); what memberlist logs after Close,
+	// the errors of its ending goroutines on the closed transport, is logged
+	// at Debug. Nil means slog.Default().
 	Logger *slog.Logger
+
+	// ForeignLogInterval is how often the node logs, at Warn, what
+	// memberlist dropped unread: packets and streams of another cluster
+	// label or none, that do not decrypt with SecretKey, of an unknown
+	// message type or that do not decode. Each interval gets one line per
+	// source address, "membership: dropped unreadable cluster messages",
+	// with the counts of packets and streams and memberlist's first reason.
+	// memberlist itself logs one line per packet at Error, so anyone who can
+	// reach Port could otherwise fill the log. The first line comes one
+	// interval after the first such packet; Close logs what is pending. Zero
+	// means 10s. A negative value turns the counting off: memberlist's lines
+	// are logged one by one.
+	ForeignLogInterval time.Duration
 
 	// Transport, when set, is called instead of opening UDP and TCP sockets,
 	// with the bind address and each port tried; an error wrapping
@@ -224,15 +239,16 @@ func LocalTiming() Timing {
 // addresses, AdvertiseAddr.
 func DefaultConfig(domain string) Config {
 	return Config{
-		Domain:            domain,
-		BindAddr:          "0.0.0.0",              // every IPv4 interface; advertise the private IP
-		Port:              4000,                   // Carbon's default localMemberPort
-		PortRetries:       100,                    // Carbon increments a taken port; try 4000–4100
-		Timing:            LANTiming(),            // memberlist LAN, tuned; see LANTiming
-		RejoinInterval:    200 * time.Millisecond, // first retry of an absent WKA member
-		RejoinMaxInterval: 30 * time.Second,       // retries back off to twice a minute
-		JoinParallel:      8,                      // eight addresses of a range at once
-		EventBuffer:       1024,                   // events a slow subscriber may lag behind
+		Domain:             domain,
+		BindAddr:           "0.0.0.0",              // every IPv4 interface; advertise the private IP
+		Port:               4000,                   // Carbon's default localMemberPort
+		PortRetries:        100,                    // Carbon increments a taken port; try 4000–4100
+		Timing:             LANTiming(),            // memberlist LAN, tuned; see LANTiming
+		RejoinInterval:     200 * time.Millisecond, // first retry of an absent WKA member
+		RejoinMaxInterval:  30 * time.Second,       // retries back off to twice a minute
+		JoinParallel:       8,                      // eight addresses of a range at once
+		EventBuffer:        1024,                   // events a slow subscriber may lag behind
+		ForeignLogInterval: 10 * time.Second,       // one line per source of unreadable packets every 10s
 	}
 }
 
@@ -335,6 +351,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.EventBuffer == 0 {
 		c.EventBuffer = 1024
+	}
+	if c.ForeignLogInterval == 0 {
+		c.ForeignLogInterval = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -68,5 +68,8 @@
 // goroutines and Close (or Leave) stops them all before it returns, apart
 // from memberlist's probe timers, which end within Timing.ProbeInterval. The
 // package keeps no global state and never writes to stdout; it logs through
-// Config.Logger.
+// Config.Logger. memberlist logs one line per packet it cannot read, so
+// anyone who reaches the port could fill the log: those lines are counted
+// per source address instead, and logged at Warn once per
+// Config.ForeignLogInterval.
 package membership

@@ -38,6 +38,7 @@ type Node struct {
 	tr     *countingTransport
 	hub    *hub
 	wake   chan struct{} // buffered 1: a member left or failed, look at the WKA list again
+	drops  *foreignLog   // counts memberlist's lines about unreadable packets; nil when turned off
 
 	mu      sync.Mutex // protects meta, props and leaving
 	meta    []byte
@@ -119,9 +120,15 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if n.props == nil {
 		n.props = map[string]string{}
 	}
-	mlLog := log.New(logBridge{l: cfg.Logger, closed: &n.closed}, "", 0)
+	bridge := logBridge{l: cfg.Logger, closed: &n.closed}
+	if cfg.ForeignLogInterval > 0 {
+		n.drops = newForeignLog(cfg.Logger, cfg.ForeignLogInterval)
+		bridge.foreign = n.drops
+	}
+	mlLog := log.New(bridge, "", 0)
 	tr, port, err := n.listen(bindIP, mlLog)
 	if err != nil {
+		n.stopForeignLog()
 		return nil, err
 	}
 	n.tr = tr
@@ -163,6 +170,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	n.ml, err = memberlist.Create(mc)
 	if err != nil {
 		tr.Shutdown()
+		n.stopForeignLog()
 		return nil, fmt.Errorf("membership: start %s: %w", n.name, err)
 	}
 	n.log.Debug("membership: node started", "name", n.name, "addr", n.addr, "domain", cfg.Domain, "subDomain", cfg.SubDomain)
@@ -175,6 +183,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		n.ml.Shutdown()
 		n.hub.close()
+		n.stopForeignLog()
 		return nil, err
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
@@ -688,8 +697,17 @@ func (n *Node) Close() error {
 		}
 		<-n.done
 		n.hub.close()
+		n.stopForeignLog()
 	})
 	return n.closeErr
+}
+
+// stopForeignLog logs the pending counts of unreadable packets and stops
+// their timer.
+func (n *Node) stopForeignLog() {
+	if n.drops != nil {
+		n.drops.stop()
+	}
 }
 
 // Health holds figures about a node and its view of the cluster.
@@ -932,14 +950,18 @@ func (c *countingConn) Close() error {
 }
 
 // logBridge turns memberlist's log lines, "[LEVEL] memberlist: message",
-// into slog records at the matching level. Once the node is closed,
-// memberlist's goroutines that are still ending report the closed
-// transport ("use of closed network connection") as errors; those are the
-// shutdown itself, not a fault, so whatever memberlist logs after Close is
-// logged at Debug.
+// into slog records at the matching level. Lines about packets and streams
+// memberlist could not read go to foreign, which counts them per source
+// (memberlist writes one per packet, and anyone who reaches the port can
+// send packets); a line that follows one of those about the same stream is
+// logged at Debug. Once the node is closed, memberlist's goroutines that
+// are still ending report the closed transport ("use of closed network
+// connection") as errors; those are the shutdown itself, not a fault, so
+// whatever memberlist logs after Close is logged at Debug.
 type logBridge struct {
-	l      *slog.Logger
-	closed *atomic.Bool // nil: never closed
+	l       *slog.Logger
+	closed  *atomic.Bool // nil: never closed
+	foreign *foreignLog  // nil: every line is logged
 }
 
 func (b logBridge) Write(p []byte) (int, error) {
@@ -958,13 +980,23 @@ func (b logBridge) Write(p []byte) (int, error) {
 			msg = strings.TrimSpace(msg[i+1:])
 		}
 	}
+	msg = strings.TrimPrefix(msg, "memberlist: ")
+	if b.foreign != nil && level > slog.LevelDebug {
+		switch kind := classify(msg); kind {
+		case unreadPacket, unreadStream:
+			if !b.l.Enabled(context.Background(), slog.LevelWarn) || b.foreign.add(kind, msg) {
+				return len(p), nil
+			}
+		case unreadFollowUp:
+			level = slog.LevelDebug
+		}
+	}
 	if level > slog.LevelDebug && b.closed != nil && b.closed.Load() {
 		level = slog.LevelDebug
 	}
 	if !b.l.Enabled(context.Background(), level) {
 		return len(p), nil
 	}
-	msg = strings.TrimPrefix(msg, "memberlist: ")
 	b.l.Log(context.Background(), level, msg, "component", "memberlist")
 	return len(p), nil
 }
