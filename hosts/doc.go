@@ -24,12 +24,16 @@
 // static entries, a hosts file (re-read when it changes, checked at most
 // once a second), a cache, and DNS through github.com/miekg/dns: A and AAAA
 // in parallel, UDP with a TCP retry when the answer is truncated, EDNS0,
-// search domains and ndots as in resolv.conf(5), the next server on a
-// timeout or SERVFAIL. Positive answers are cached for their TTL and
-// negative ones for their SOA's (RFC 2308), both capped; concurrent lookups
-// of one name share one query. Its LookupAddr method has the signature
-// func(context.Context, string) ([]netip.Addr, error), so it plugs into any
-// code that takes such a function.
+// search domains and ndots as in resolv.conf(5) (the next search domain
+// after a name the servers failed or refused to answer, as glibc does), the
+// next server on a timeout, an unreachable server, SERVFAIL or REFUSED.
+// Positive answers are cached for their TTL and negative ones for their
+// SOA's (RFC 2308), both capped, a TTL of 2^31 or more counting as 0
+// (RFC 2181); at most 32 addresses are kept per answer unless configured
+// otherwise. Concurrent lookups of one name share one query. Its
+// LookupAddr method has the signature func(context.Context, string)
+// ([]netip.Addr, error), so it plugs into any code that takes such a
+// function.
 //
 // The zero [ResolverConfig] reads no system file; [DefaultResolverConfig]
 // reads /etc/hosts and /etc/resolv.conf.
@@ -40,7 +44,9 @@
 // address a node should bind or advertise. A [Server] answers A, AAAA and
 // PTR queries for names that a program sets at runtime, for example the live
 // members of a cluster under stable names; it serves any [net.PacketConn]
-// and [net.Listener] the caller opens.
+// and [net.Listener] the caller opens. It answers NXDOMAIN for unpublished
+// names in its forward and reverse zones and REFUSED outside them, refuses
+// zone transfers, and speaks EDNS as RFC 6891 says.
 //
 // # Concurrency and ownership
 //

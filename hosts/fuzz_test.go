@@ -166,6 +166,28 @@ func FuzzExtractAddrs(f *testing.F) {
 	if b, err := cn.Pack(); err == nil {
 		f.Add(b)
 	}
+	// TTLs with the top bit set, which count as 0 (RFC 2181 section 8).
+	huge := new(dns.Msg)
+	huge.SetQuestion("app.example.", dns.TypeA)
+	huge.Answer = []dns.RR{
+		&dns.A{Hdr: dns.RR_Header{Name: "app.example.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1 << 31}, A: []byte{10, 0, 0, 1}},
+		&dns.A{Hdr: dns.RR_Header{Name: "app.example.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: math.MaxUint32}, A: []byte{10, 0, 0, 2}},
+	}
+	huge.Ns = []dns.RR{&dns.SOA{Hdr: dns.RR_Header{Name: "example.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: math.MaxUint32},
+		Ns: "ns.example.", Mbox: "hostmaster.example.", Minttl: 1 << 31}}
+	if b, err := huge.Pack(); err == nil {
+		f.Add(b)
+	}
+	// More addresses than the cap.
+	many := new(dns.Msg)
+	many.SetQuestion("app.example.", dns.TypeA)
+	for i := range 100 {
+		many.Answer = append(many.Answer, &dns.A{Hdr: dns.RR_Header{Name: "app.example.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: []byte{10, 0, 1, byte(i)}})
+	}
+	many.Compress = true
+	if b, err := many.Pack(); err == nil {
+		f.Add(b)
+	}
 	s, err := NewServer(ServerConfig{Zone: "example"})
 	if err != nil {
 		f.Fatal(err)
@@ -201,6 +223,121 @@ func FuzzExtractAddrs(f *testing.F) {
 		// with a message that packs.
 		if _, err := s.answer(m).Pack(); err != nil {
 			t.Fatalf("answer does not pack: %v", err)
+		}
+	})
+}
+
+// FuzzServeDNS feeds arbitrary DNS messages to the responder as queries over
+// UDP and TCP: it never panics, and its reply is a response to the query
+// that packs, fits the size allowed over UDP, and carries at most one OPT
+// record, of version 0, and only if the query had one (RFC 6891).
+func FuzzServeDNS(f *testing.F) {
+	s, err := NewServer(ServerConfig{Zone: "cluster.example", ReverseZones: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var many []netip.Addr
+	for i := range 100 {
+		many = append(many, netip.AddrFrom4([4]byte{10, 3, 0, byte(i)}))
+	}
+	for name, addrs := range map[string][]netip.Addr{
+		"a.cluster.example":    {netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")},
+		"big.cluster.example":  many,
+		"gone.cluster.example": {netip.MustParseAddr("10.0.5.9")},
+	} {
+		if err := s.Set(name, addrs...); err != nil {
+			f.Fatal(err)
+		}
+	}
+	s.Remove("gone.cluster.example")
+
+	opt := func(size uint16, version uint8) *dns.OPT {
+		o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		o.SetUDPSize(size)
+		o.SetVersion(version)
+		return o
+	}
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+		extra []dns.RR
+	}{
+		{"a.cluster.example.", dns.TypeA, nil},
+		{"a.cluster.example.", dns.TypeAAAA, []dns.RR{opt(4096, 0)}},
+		{"big.cluster.example.", dns.TypeA, []dns.RR{opt(65535, 0)}},
+		{"big.cluster.example.", dns.TypeANY, []dns.RR{opt(100, 0)}},
+		{"a.cluster.example.", dns.TypeA, []dns.RR{opt(1232, 1)}},
+		{"a.cluster.example.", dns.TypeA, []dns.RR{opt(1232, 0), opt(512, 0)}},
+		{"cluster.example.", dns.TypeAXFR, nil},
+		{"cluster.example.", dns.TypeIXFR, []dns.RR{opt(1232, 0)}},
+		{"cluster.example.", dns.TypeSOA, []dns.RR{opt(1232, 0)}},
+		{"9.5.0.10.in-addr.arpa.", dns.TypePTR, nil},
+		{"1.0.0.10.in-addr.arpa.", dns.TypePTR, []dns.RR{opt(1232, 0)}},
+		{"x.1.0.0.10.in-addr.arpa.", dns.TypeANY, nil},
+		{"5.168.192.in-addr.arpa.", dns.TypePTR, nil},
+		{"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", dns.TypePTR, nil},
+		{"example.org.", dns.TypeA, nil},
+		{"a.cluster.example.", dns.TypeMAILB, nil},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.name, q.qtype)
+		m.Extra = q.extra
+		if b, err := m.Pack(); err == nil {
+			f.Add(b, true)
+			f.Add(b, false)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, udp bool) {
+		req := new(dns.Msg)
+		if err := req.Unpack(data); err != nil {
+			return // the dns.Server answers FORMERR itself
+		}
+		var opts []*dns.OPT
+		for _, rr := range req.Extra {
+			if o, ok := rr.(*dns.OPT); ok {
+				opts = append(opts, o)
+			}
+		}
+		resp := s.reply(req, udp)
+		b, err := resp.Pack()
+		if err != nil {
+			t.Fatalf("reply does not pack: %v\n%v", err, resp)
+		}
+		limit := dns.MaxMsgSize
+		if udp {
+			limit = dns.MinMsgSize
+			if len(opts) == 1 {
+				limit = min(max(int(opts[0].UDPSize()), dns.MinMsgSize), 1232)
+			}
+		}
+		if len(b) > limit {
+			t.Fatalf("reply of %d bytes, more than %d", len(b), limit)
+		}
+		if resp.Id != req.Id || !resp.Response {
+			t.Fatalf("not a response to the query: id %d, want %d", resp.Id, req.Id)
+		}
+		var got []*dns.OPT
+		for _, rr := range resp.Extra {
+			if o, ok := rr.(*dns.OPT); ok {
+				got = append(got, o)
+			}
+		}
+		switch {
+		case len(got) > 1:
+			t.Fatalf("%d OPT records in the reply", len(got))
+		case len(got) == 1 && len(opts) == 0:
+			t.Fatal("an OPT record in the reply to a query without one")
+		case len(got) == 1 && (got[0].Version() != 0 || got[0].UDPSize() != 1232):
+			t.Fatalf("reply OPT: version %d, size %d", got[0].Version(), got[0].UDPSize())
+		case len(opts) > 1 && resp.Rcode != dns.RcodeFormatError:
+			t.Fatalf("rcode %d to %d OPT records, want FORMERR", resp.Rcode, len(opts))
+		case len(opts) == 1 && opts[0].Version() != 0 && resp.Rcode != dns.RcodeBadVers:
+			t.Fatalf("rcode %d to EDNS version %d, want BADVERS", resp.Rcode, opts[0].Version())
+		}
+		// What was packed reads back.
+		back := new(dns.Msg)
+		if err := back.Unpack(b); err != nil {
+			t.Fatalf("reply does not unpack: %v", err)
 		}
 	})
 }
