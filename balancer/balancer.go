@@ -194,7 +194,9 @@ func containsBackend(l []*backend, b *backend) bool {
 // backends, sessions, health state and statistics survive. On error
 // (wrapping ErrConfig) the old configuration stays. Sessions, Transport,
 // TLSClientConfig, MaxIdleConnsPerHost, IdleConnTimeout and MaxSessions are
-// fixed at New; their new values are ignored. When no service keeps the
+// fixed at New: a zero value keeps the running one, and any other value
+// that differs from it is refused with a *ConfigError naming the field
+// (joined with errors.Join when several are). When no service keeps the
 // Timeouts of a backend transport, its idle connections are closed.
 func (b *Balancer) Update(cfg Config) error {
 	c, err := cfg.normalize()
@@ -207,6 +209,9 @@ func (b *Balancer) Update(cfg Config) error {
 		return ErrClosed
 	}
 	old := b.cfg
+	if err := fixedAtNew(cfg, old); err != nil {
+		return err
+	}
 	c.Sessions, c.Transport, c.TLSClientConfig = old.Sessions, old.Transport, old.TLSClientConfig
 	c.MaxIdleConnsPerHost, c.IdleConnTimeout, c.MaxSessions = old.MaxIdleConnsPerHost, old.IdleConnTimeout, old.MaxSessions
 	if c.StickyKey == nil {
@@ -226,6 +231,35 @@ func (b *Balancer) Update(cfg Config) error {
 	b.cfg = c
 	b.publish()
 	return nil
+}
+
+// fixedAtNew returns an error naming each setting of next, as the caller
+// gave it, that Update cannot apply: a non-zero value other than the one
+// running (cur, normalized).
+func fixedAtNew(next, cur Config) error {
+	var errs []error
+	bad := func(field string, running, got any) {
+		errs = append(errs, &ConfigError{Field: field, Err: fmt.Errorf("fixed at New: running %v, got %v", running, got)})
+	}
+	if next.Sessions != nil && next.Sessions != cur.Sessions {
+		bad("Sessions", fmt.Sprintf("%T", cur.Sessions), fmt.Sprintf("%T", next.Sessions))
+	}
+	if next.Transport != nil && next.Transport != cur.Transport {
+		bad("Transport", fmt.Sprintf("%T", cur.Transport), fmt.Sprintf("%T", next.Transport))
+	}
+	if next.TLSClientConfig != nil && next.TLSClientConfig != cur.TLSClientConfig {
+		bad("TLSClientConfig", "another *tls.Config", "a new one")
+	}
+	if next.MaxIdleConnsPerHost != 0 && next.MaxIdleConnsPerHost != cur.MaxIdleConnsPerHost {
+		bad("MaxIdleConnsPerHost", cur.MaxIdleConnsPerHost, next.MaxIdleConnsPerHost)
+	}
+	if next.IdleConnTimeout != 0 && next.IdleConnTimeout != cur.IdleConnTimeout {
+		bad("IdleConnTimeout", cur.IdleConnTimeout, next.IdleConnTimeout)
+	}
+	if next.MaxSessions != 0 && next.MaxSessions != cur.MaxSessions {
+		bad("MaxSessions", cur.MaxSessions, next.MaxSessions)
+	}
+	return errors.Join(errs...)
 }
 
 func (b *Balancer) setLogger(l *slog.Logger) {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestUpdateUnderLoad swaps the configuration and the pool while clients
@@ -297,5 +299,44 @@ func TestUpdateKeepsState(t *testing.T) {
 	}
 	if got := lb.Status().Services[0].Requests; got != before+10 {
 		t.Errorf("requests after Update = %d, want %d (statistics kept)", got, before+10)
+	}
+}
+
+// TestUpdateRefusesConstructionSettings: Update names each setting fixed at
+// New that the new Config changes, and applies nothing; zero values keep
+// the running settings.
+func TestUpdateRefusesConstructionSettings(t *testing.T) {
+	cfg := testConfig(StickyOff)
+	cfg.MaxSessions = 5000
+	lb := mustNew(t, cfg)
+	next := testConfig(StickyLearn)
+	next.MaxSessions = 6000
+	next.IdleConnTimeout = time.Second
+	next.Transport = newFakeNodes("b1")
+	err := lb.Update(next)
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("Update = %v, want ErrConfig", err)
+	}
+	var fields []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ce *ConfigError
+		if errors.As(e, &ce) {
+			fields = append(fields, ce.Field)
+		}
+	}
+	if diff := cmp.Diff([]string{"Transport", "IdleConnTimeout", "MaxSessions"}, fields); diff != "" {
+		t.Errorf("fields named (-want +got):\n%s", diff)
+	}
+	if got := lb.Status().Services[0].Sticky; got != "off" {
+		t.Errorf("a refused Update applied the sticky mode: %s", got)
+	}
+	// Zero values and the running values are accepted.
+	next = testConfig(StickyLearn)
+	next.MaxSessions = 5000
+	if err := lb.Update(next); err != nil {
+		t.Fatalf("Update with the running MaxSessions: %v", err)
+	}
+	if got := lb.Status().Services[0].Sticky; got != "learn" {
+		t.Errorf("sticky after Update: %s", got)
 	}
 }
