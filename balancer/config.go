@@ -395,7 +395,7 @@ type Config struct {
 	// set.
 	MaxSessions int
 	// Sessions stores learned sessions. Nil means a built-in in-memory
-	// table. It is fixed at New: Update ignores it.
+	// table. It is fixed at New (see Balancer.Update).
 	Sessions SessionStore
 	// Tenants resolves a request's tenant for TenantRange. Nil means
 	// PathTenants{} (Carbon's "/t/<domain>/" convention with no domain
@@ -409,17 +409,17 @@ type Config struct {
 	// proxying (keep-alive, no compression). When
 	// set, Timeouts.Dial,
 	// Timeouts.Write and Timeouts.Read between body reads are up to it. It
-	// is fixed at New.
+	// is fixed at New (see Balancer.Update).
 	Transport http.RoundTripper
 	// TLSClientConfig is used for https backends by the built-in transport.
-	// Nil means the default (verify against system roots). Fixed at New.
+	// Nil means the default (verify against system roots). Fixed at New (see Balancer.Update).
 	TLSClientConfig *tls.Config
 	// MaxIdleConnsPerHost is the number of idle keep-alive connections kept
-	// per backend. Zero means 256. Fixed at New.
+	// per backend. Zero means 256. Fixed at New (see Balancer.Update).
 	MaxIdleConnsPerHost int
 	// IdleConnTimeout closes idle backend connections. Zero means 90
 	// seconds; a service whose Timeouts.Read is shorter than twice it uses
-	// Read/2. Fixed at New.
+	// Read/2. Fixed at New (see Balancer.Update).
 	IdleConnTimeout time.Duration
 	// Upgrades are the protocols a client may switch to through the
 	// balancer (the Upgrade header, RFC 9110 section 7.8), compared
@@ -442,10 +442,11 @@ func DefaultConfig() Config {
 	svc.Default = true
 	return Config{
 		Services:            []Service{svc},
-		Name:                "carbonlb",       // X-Forwarded-Server
-		MaxSessions:         1 << 20,          // about 50 MB of session table at most
-		MaxIdleConnsPerHost: 256,              // enough for a saturated 2-core proxy
-		IdleConnTimeout:     90 * time.Second, // as net/http's DefaultTransport
+		Name:                "carbonlb",            // X-Forwarded-Server
+		Upgrades:            []string{"websocket"}, // no h2c
+		MaxSessions:         1 << 20,               // about 50 MB of session table at most
+		MaxIdleConnsPerHost: 256,                   // enough for a saturated 2-core proxy
+		IdleConnTimeout:     90 * time.Second,      // as net/http's DefaultTransport
 	}
 }
 
@@ -556,20 +557,21 @@ func (t tenantRange) match(id int, known bool) bool {
 // deep copy so the caller's slices are not shared.
 func (c Config) normalize() (Config, error) {
 	out := c
+	dc := DefaultConfig()
 	if out.Name == "" {
-		out.Name = "carbonlb"
+		out.Name = dc.Name
 	}
 	if out.MaxSessions < 0 {
 		return out, &ConfigError{Field: "MaxSessions", Err: errors.New("negative")}
 	}
 	if out.MaxSessions == 0 {
-		out.MaxSessions = 1 << 20
+		out.MaxSessions = dc.MaxSessions
 	}
 	if out.MaxIdleConnsPerHost <= 0 {
-		out.MaxIdleConnsPerHost = 256
+		out.MaxIdleConnsPerHost = dc.MaxIdleConnsPerHost
 	}
 	if out.IdleConnTimeout <= 0 {
-		out.IdleConnTimeout = 90 * time.Second
+		out.IdleConnTimeout = dc.IdleConnTimeout
 	}
 	if out.StickyKey != nil && len(out.StickyKey) < 16 {
 		return out, &ConfigError{Field: "StickyKey", Err: errors.New("shorter than 16 bytes")}
@@ -586,7 +588,7 @@ func (c Config) normalize() (Config, error) {
 		out.TrustedProxies[i] = p.Masked()
 	}
 	if c.Upgrades == nil {
-		out.Upgrades = []string{"websocket"}
+		out.Upgrades = dc.Upgrades
 	} else {
 		out.Upgrades = make([]string, len(c.Upgrades))
 		for i, u := range c.Upgrades {
@@ -635,6 +637,7 @@ func (c Config) normalize() (Config, error) {
 }
 
 func (s Service) normalize() (Service, error) {
+	ds := DefaultService(s.Name, s.Pool) // the defaults, written once there
 	bad := func(field string, err error) (Service, error) {
 		return s, &ConfigError{Service: s.Name, Field: field, Err: err}
 	}
@@ -676,29 +679,29 @@ func (s Service) normalize() (Service, error) {
 		return bad("Sticky.Mode", fmt.Errorf("unknown mode %d", s.Sticky.Mode))
 	}
 	if s.Sticky.Cookie == "" {
-		s.Sticky.Cookie = "JSESSIONID"
+		s.Sticky.Cookie = ds.Sticky.Cookie
 	}
 	if !validCookieName(s.Sticky.Cookie) {
 		return bad("Sticky.Cookie", fmt.Errorf("%q is not a cookie name", s.Sticky.Cookie))
 	}
 	if s.Sticky.PathParam == "" {
-		s.Sticky.PathParam = "jsessionid"
+		s.Sticky.PathParam = ds.Sticky.PathParam
 	}
 	if s.Sticky.TTL < 0 {
 		return bad("Sticky.TTL", errors.New("negative"))
 	}
 	if s.Sticky.TTL == 0 {
-		s.Sticky.TTL = 30 * time.Minute
+		s.Sticky.TTL = ds.Sticky.TTL
 	}
 	ck := &s.Sticky.Insert
 	if ck.Name == "" {
-		ck.Name = "CARBONLB"
+		ck.Name = ds.Sticky.Insert.Name
 	}
 	if !validCookieName(ck.Name) {
 		return bad("Sticky.Insert.Name", fmt.Errorf("%q is not a cookie name", ck.Name))
 	}
 	if ck.Path == "" {
-		ck.Path = "/"
+		ck.Path = ds.Sticky.Insert.Path
 	}
 	if strings.ContainsAny(ck.Path+ck.Domain, ";\r\n") {
 		return bad("Sticky.Insert", errors.New("the Path and Domain attributes must not contain ';' or line breaks"))
@@ -714,20 +717,20 @@ func (s Service) normalize() (Service, error) {
 		return bad("Timeouts", errors.New("negative duration"))
 	}
 	if t.Dial == 0 {
-		t.Dial = 10 * time.Second
+		t.Dial = ds.Timeouts.Dial
 	}
 	if t.Read == 0 {
-		t.Read = 5 * time.Minute
+		t.Read = ds.Timeouts.Read
 	}
 	if t.Write == 0 {
-		t.Write = 5 * time.Minute
+		t.Write = ds.Timeouts.Write
 	}
 	h := &s.Health
 	if h.Active < CheckNone || h.Active > CheckTCP {
 		return bad("Health.Active", fmt.Errorf("unknown check kind %d", h.Active))
 	}
 	if h.Path == "" {
-		h.Path = "/"
+		h.Path = ds.Health.Path
 	}
 	if !strings.HasPrefix(h.Path, "/") {
 		return bad("Health.Path", fmt.Errorf("%q does not start with /", h.Path))
@@ -748,31 +751,31 @@ func (s Service) normalize() (Service, error) {
 		return bad("Health", errors.New("negative value"))
 	}
 	if h.Interval == 0 {
-		h.Interval = 5 * time.Second
+		h.Interval = ds.Health.Interval
 	}
 	if h.Timeout == 0 {
-		h.Timeout = 2 * time.Second
+		h.Timeout = ds.Health.Timeout
 	}
 	if h.Rise == 0 {
-		h.Rise = 2
+		h.Rise = ds.Health.Rise
 	}
 	if h.Fall == 0 {
-		h.Fall = 3
+		h.Fall = ds.Health.Fall
 	}
 	if h.MaxFails == 0 {
-		h.MaxFails = 1
+		h.MaxFails = ds.Health.MaxFails
 	}
 	if h.FailTimeout == 0 {
-		h.FailTimeout = 10 * time.Second
+		h.FailTimeout = ds.Health.FailTimeout
 	}
 	if s.Retry.Attempts < 0 || s.Retry.Timeout < 0 {
 		return bad("Retry", errors.New("negative value"))
 	}
 	if s.Retry.Attempts == 0 {
-		s.Retry.Attempts = 3
+		s.Retry.Attempts = ds.Retry.Attempts
 	}
 	if s.Retry.Timeout == 0 {
-		s.Retry.Timeout = 15 * time.Second
+		s.Retry.Timeout = ds.Retry.Timeout
 	}
 	if s.MaxBodyBytes < 0 {
 		return bad("MaxBodyBytes", errors.New("negative"))
@@ -781,7 +784,7 @@ func (s Service) normalize() (Service, error) {
 		return bad("ClientBodyTimeout", errors.New("negative"))
 	}
 	if s.ClientBodyTimeout == 0 {
-		s.ClientBodyTimeout = 60 * time.Second
+		s.ClientBodyTimeout = ds.ClientBodyTimeout
 	}
 	if s.MaxConns < 0 {
 		return bad("MaxConns", errors.New("negative"))
@@ -790,10 +793,10 @@ func (s Service) normalize() (Service, error) {
 		return bad("Queue.Timeout", errors.New("negative"))
 	}
 	if s.Queue.Max == 0 {
-		s.Queue.Max = 1024
+		s.Queue.Max = ds.Queue.Max
 	}
 	if s.Queue.Timeout == 0 {
-		s.Queue.Timeout = 10 * time.Second
+		s.Queue.Timeout = ds.Queue.Timeout
 	}
 	return s, nil
 }
