@@ -214,24 +214,52 @@ func buildParam(d *xdoc, p *xnode) Parameter {
 	l, c := d.pos(p.start)
 	out := Parameter{Name: name, Locked: locked, Line: l, Col: c}
 	if p.hasElements() {
-		out.Nested = leaves(d, p, "")
+		out.Nested = leaves(d, p)
 	} else {
 		out.Value = d.text(p)
 	}
 	return out
 }
 
-// leaves lists the leaf elements below n with their paths.
-func leaves(d *xdoc, n *xnode, prefix string) []Setting {
+// maxNamePath is the longest Setting.Path (and parent part of a
+// Secret.Name) built, in bytes. Each leaf's path repeats its ancestors'
+// names, so without a bound a few long names above many leaves would cost
+// memory in the square of the file's size. Carbon's paths are under 64
+// bytes.
+const maxNamePath = 1024
+
+// leaves lists the leaf elements below n with their paths, in document
+// order. A leaf whose path would be longer than maxNamePath is left out.
+// The path is built in one buffer as the walk goes down and shrunk as it
+// comes up, and a string is made only for a leaf listed, so the cost is
+// linear in the size of what is listed.
+func leaves(d *xdoc, n *xnode) []Setting {
 	var out []Setting
-	for _, c := range elems(n, "") {
-		path := prefix + localName(c.name)
-		if c.hasElements() {
-			out = append(out, leaves(d, c, path+"/")...)
-			continue
+	var buf []byte
+	var walk func(n *xnode)
+	walk = func(n *xnode) {
+		for _, c := range n.children {
+			if c.kind != xElement {
+				continue
+			}
+			mark := len(buf)
+			if mark > 0 {
+				buf = append(buf, '/')
+			}
+			if len(buf) <= maxNamePath {
+				buf = append(buf, localName(c.name)...)
+			} else {
+				buf = append(buf, '.') // too long to list: any byte holds the place
+			}
+			if c.hasElements() {
+				walk(c)
+			} else if len(buf) <= maxNamePath {
+				out = append(out, Setting{Path: string(buf), Field: d.field(c)})
+			}
+			buf = buf[:mark]
 		}
-		out = append(out, Setting{Path: path, Field: d.field(c)})
 	}
+	walk(n)
 	return out
 }
 
@@ -520,9 +548,12 @@ func (d *xdoc) addMember(host, port string) error {
 			return nil
 		}
 	}
-	u := d.indentUnit()
-	markup := fmt.Sprintf("<member>\n%s<hostName>%s</hostName>\n%s<port>%s</port>\n</member>", u, d.encode(host), u, d.encode(port))
-	return d.insertChild(ms, nil, markup)
+	return d.insertChild(ms, nil, memberMarkup(d, d.indentUnit(), host, port))
+}
+
+// memberMarkup is a <member> element, its children indented by unit.
+func memberMarkup(d *xdoc, unit, host, port string) string {
+	return fmt.Sprintf("<member>\n%s<hostName>%s</hostName>\n%s<port>%s</port>\n</member>", unit, d.encode(host), unit, d.encode(port))
 }
 
 // RemoveMember removes the well-known member host:port. It reports whether
@@ -563,27 +594,39 @@ func (a *Axis2) SetMembers(addrs []string) error {
 		if _, err := d.membersNode(); err != nil {
 			return err
 		}
-		for {
-			var drop *xnode
-			for _, m := range elems(elem(elem(d.root, "clustering"), "members"), "member") {
-				if !keep[hp{d.text(elem(m, "hostName")), d.text(elem(m, "port"))}] {
-					drop = m
-					break
-				}
+		// Every member to drop goes in one edit, and every member to add
+		// in another: an edit parses the document again, and one per
+		// member would cost time quadratic in a long list.
+		var drop []*xnode
+		have := map[hp]bool{}
+		for _, m := range elems(elem(elem(d.root, "clustering"), "members"), "member") {
+			k := hp{d.text(elem(m, "hostName")), d.text(elem(m, "port"))}
+			if !keep[k] {
+				drop = append(drop, m)
+				continue
 			}
-			if drop == nil {
-				break
-			}
-			if err := d.removeNode(drop); err != nil {
-				return err
-			}
+			have[k] = true
 		}
+		if err := d.removeNodes(drop); err != nil {
+			return err
+		}
+		var add []string
+		u := d.indentUnit()
 		for _, w := range want {
-			if err := d.addMember(w.host, w.port); err != nil {
-				return err
+			if have[w] {
+				continue
 			}
+			have[w] = true
+			add = append(add, memberMarkup(d, u, w.host, w.port))
 		}
-		return nil
+		if len(add) == 0 {
+			return nil
+		}
+		ms, err := d.membersNode()
+		if err != nil {
+			return err
+		}
+		return d.insertChild(ms, nil, strings.Join(add, "\n"))
 	})
 }
 

@@ -121,7 +121,7 @@ func (c *Carbon) build() {
 		c.Ports.Offset = d.field(elem(p, "Offset"))
 		c.Ports.RMIRegistryPort = d.field(elem(elem(p, "JMX"), "RMIRegistryPort"))
 		c.Ports.RMIServerPort = d.field(elem(elem(p, "JMX"), "RMIServerPort"))
-		for _, s := range leaves(d, p, "") {
+		for _, s := range leaves(d, p) {
 			if s.Path != "Offset" {
 				c.Ports.All = append(c.Ports.All, s)
 			}

@@ -63,6 +63,17 @@ func (e *ParseError) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MaxDepth is how deeply the XML readers let elements nest. Carbon's files
+// nest a dozen levels; the bound keeps a hostile file from costing memory
+// and time in proportion to the square of its depth anywhere a path is
+// followed from the root.
+const MaxDepth = 10_000
+
+// ErrTooDeep is wrapped by the *ParseError of a document whose elements
+// nest more than MaxDepth levels; the error is at the first element too
+// deep.
+var ErrTooDeep = errors.New("elements nested too deeply")
+
 // ErrNotNumber is wrapped by a *ValueError when a numeric setting holds
 // something else, such as an installer placeholder (SC_PORT_OFFSET).
 var ErrNotNumber = errors.New("not a number")

@@ -21,8 +21,7 @@ func TestWarningsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `[{"File":"lb.conf","Line":2,"Col":3,"Err":"block \"esb\" is not closed: expected \"}\" before end of file"},` +
-		`{"File":"lb.conf","Line":1,"Col":1,"Err":"block \"services\" is not closed: expected \"}\" before end of file"}]`
+	want := `[{"File":"lb.conf","Line":1,"Col":1,"Err":"2 blocks are not closed, from \"services\" here to \"esb\" at line 2 col 3: expected \"}\" before end of file"}]`
 	if diff := cmp.Diff(want, string(b)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -30,7 +29,7 @@ func TestWarningsJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if len(back) != 2 || back[0].Error() != c.Warnings[0].Error() || back[1].Error() != c.Warnings[1].Error() {
+	if len(back) != 1 || back[0].Error() != c.Warnings[0].Error() {
 		t.Errorf("decoded %v, want %v", back, c.Warnings)
 	}
 	if b, err := json.Marshal(&ParseError{Line: 1, Col: 1}); err != nil || string(b) != `{"File":"","Line":1,"Col":1,"Err":""}` {

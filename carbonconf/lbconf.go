@@ -2,6 +2,7 @@ package carbonconf
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,7 +37,11 @@ type LBConf struct {
 	Services []LBService
 
 	// Warnings lists what was accepted but is probably a mistake: blocks
-	// left open at end of file.
+	// left open at end of file. However many blocks are open, they make
+	// one warning, at the first of them (the outermost), whose reason says
+	// how many there are and where the innermost is; it wraps
+	// ErrUnclosedBlock. The strict readers (ReadLBConfStrict,
+	// LoadLBConfStrict) return it as their error instead.
 	Warnings []*ParseError
 
 	// ListenPorts are the ports the balancer listens on, against which
@@ -116,8 +121,14 @@ func (b *LBBlock) Block(name string) *LBBlock {
 
 func normKey(k string) string { return strings.ReplaceAll(strings.TrimSuffix(k, ":"), "-", "_") }
 
+// ErrUnclosedBlock is wrapped by the *ParseError that reports blocks left
+// open at end of file: an error of the strict readers, a warning
+// (LBConf.Warnings) of the others.
+var ErrUnclosedBlock = errors.New("block not closed")
+
 // ReadLBConf reads a loadbalancer.conf. Syntax errors give a *ParseError;
-// blocks left open at end of file are accepted and listed in Warnings.
+// blocks left open at end of file are accepted, as the ELB accepts them, and
+// reported in Warnings. Lint and tools that show a file use it.
 func ReadLBConf(r io.Reader) (*LBConf, error) {
 	b, err := readAll(r)
 	if err != nil {
@@ -126,13 +137,58 @@ func ReadLBConf(r io.Reader) (*LBConf, error) {
 	return parseLBConf("", b)
 }
 
-// LoadLBConf reads the loadbalancer.conf at path.
+// LoadLBConf reads the loadbalancer.conf at path, as ReadLBConf does.
 func LoadLBConf(path string) (*LBConf, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("carbonconf: %w", err)
 	}
 	return parseLBConf(path, b)
+}
+
+// ReadLBConfStrict reads a loadbalancer.conf as ReadLBConf does, but refuses
+// one whose blocks are not all closed at end of file: the error is then the
+// *ParseError Warnings would hold, at the first block left open and
+// wrapping ErrUnclosedBlock. A program that applies the file it reads (a
+// balancer reloading its configuration) uses it, so that a file caught half
+// written, such as an editor's partial save, is not applied in part.
+func ReadLBConfStrict(r io.Reader) (*LBConf, error) {
+	return strict(ReadLBConf(r))
+}
+
+// LoadLBConfStrict reads the loadbalancer.conf at path, as
+// ReadLBConfStrict does.
+func LoadLBConfStrict(path string) (*LBConf, error) {
+	return strict(LoadLBConf(path))
+}
+
+func strict(c *LBConf, err error) (*LBConf, error) {
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Warnings) > 0 {
+		return nil, c.Warnings[0]
+	}
+	return c, nil
+}
+
+// unclosedError is the reason of the ParseError for blocks left open: its
+// text describes them, and errors.Is matches ErrUnclosedBlock.
+type unclosedError struct{ msg string }
+
+func (e *unclosedError) Error() string        { return e.msg }
+func (e *unclosedError) Is(target error) bool { return target == ErrUnclosedBlock }
+
+// unclosed returns the one warning for the blocks still open at end of
+// file, open[0] the outermost.
+func unclosed(file string, open []*LBBlock) *ParseError {
+	first, last := open[0], open[len(open)-1]
+	msg := fmt.Sprintf("block %q is not closed: expected \"}\" before end of file", first.Name)
+	if len(open) > 1 {
+		msg = fmt.Sprintf("%d blocks are not closed, from %q here to %q at line %d col %d: expected \"}\" before end of file",
+			len(open), first.Name, last.Name, last.Line, last.Col)
+	}
+	return &ParseError{File: file, Line: first.Line, Col: first.Col, Err: &unclosedError{msg}}
 }
 
 // WriteTo writes the document exactly as it was read.
@@ -275,10 +331,8 @@ func parseLBConf(file string, src []byte) (*LBConf, error) {
 	if len(words) > 0 {
 		return nil, p.errAt(len(src), "expected \";\" or \"{\" after %q, found end of file", string(src[words[0][0]:words[len(words)-1][1]]))
 	}
-	for i := len(stack) - 1; i >= 1; i-- {
-		b := stack[i]
-		conf.Warnings = append(conf.Warnings, &ParseError{File: file, Line: b.Line, Col: b.Col,
-			Err: fmt.Errorf("block %q is not closed: expected \"}\" before end of file", b.Name)})
+	if len(stack) > 1 {
+		conf.Warnings = []*ParseError{unclosed(file, stack[1:])}
 	}
 	conf.build()
 	return conf, nil
@@ -326,6 +380,17 @@ func (c *LBConf) build() {
 			candidates = append(candidates, b)
 		}
 	}
+	// The defaults by normalised key, the last one written winning, looked
+	// up once per domain: a scan per domain would cost the product of the
+	// two counts.
+	defaults := map[string]string{}
+	if svcs != nil {
+		if db := svcs.Block("defaults"); db != nil {
+			for _, e := range db.Entries {
+				defaults[normKey(e.Key)] = e.Value
+			}
+		}
+	}
 	for _, b := range candidates {
 		if b.Name == "defaults" {
 			continue
@@ -344,6 +409,15 @@ func (c *LBConf) build() {
 		if e, ok := b.Get("sub_domain"); ok {
 			svc.SubDomain = e.Value
 		}
+		// The service's fallbacks, found once for all its domains.
+		fallback := map[string]string{}
+		for _, k := range []string{"min_app_instances", "max_app_instances"} {
+			if e, ok := b.Get(k); ok {
+				fallback[k] = e.Value
+			} else if v, ok := defaults[k]; ok {
+				fallback[k] = v
+			}
+		}
 		for _, db := range doms.Blocks {
 			d := LBDomain{Service: b.Name, Domain: db.Name, Hosts: svc.Hosts, SubDomain: svc.SubDomain,
 				Settings: entryMap(db), Line: db.Line, Col: db.Col}
@@ -356,26 +430,20 @@ func (c *LBConf) build() {
 			if e, ok := db.Get("tenant_range"); ok {
 				d.TenantRange = e.Value
 			}
-			d.MinAppInstances = c.instances(b, db, "min_app_instances")
-			d.MaxAppInstances = c.instances(b, db, "max_app_instances")
+			d.MinAppInstances = instances(db, fallback, "min_app_instances")
+			d.MaxAppInstances = instances(db, fallback, "max_app_instances")
 			svc.Domains = append(svc.Domains, d)
 		}
 		c.Services = append(c.Services, svc)
 	}
 }
 
-func (c *LBConf) instances(svc, dom *LBBlock, key string) int {
-	v, ok := "", false
+// instances reads key from the domain's block, else from fallback (the
+// service's value, else the defaults'); 0 when absent or not a number.
+func instances(dom *LBBlock, fallback map[string]string, key string) int {
+	v, ok := fallback[key]
 	if e, found := dom.Get(key); found {
 		v, ok = e.Value, true
-	} else if e, found := svc.Get(key); found {
-		v, ok = e.Value, true
-	} else {
-		for k, val := range c.Defaults {
-			if normKey(k) == key {
-				v, ok = val, true
-			}
-		}
 	}
 	if !ok {
 		return 0

@@ -65,7 +65,7 @@ services {
 		}, 0},
 		{"never closed", "services {\n  esb {\n    domains {\n      wso2.esb.domain { tenant_range *; }\n", []LBDomain{
 			{Service: "esb", Domain: "wso2.esb.domain", TenantRange: "*"},
-		}, 3},
+		}, 1}, // one warning for the three open blocks
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

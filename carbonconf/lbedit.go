@@ -555,11 +555,26 @@ func (c *LBConf) stmtStarts(b *LBBlock) []int {
 	return out
 }
 
+// ownLine returns the white space before off when only white space precedes
+// off on its line, looking back over that white space only: callers ask for
+// every statement of a block, and statements on one long line would
+// otherwise cost time quadratic in its length.
+func (c *LBConf) ownLine(off int) (string, bool) {
+	ls := off
+	for ls > 0 && (c.src[ls-1] == ' ' || c.src[ls-1] == '\t') {
+		ls--
+	}
+	if ls > 0 && c.src[ls-1] != '\n' {
+		return "", false
+	}
+	return string(c.src[ls:off]), true
+}
+
 // childIndent returns the indentation of b's statements: that of one that
 // begins its line, or b's own plus the file's step.
 func (c *LBConf) childIndent(b *LBBlock, unit string) string {
 	for _, off := range c.stmtStarts(b) {
-		if ws, ok := c.indentAt(off); ok {
+		if ws, ok := c.ownLine(off); ok {
 			return ws
 		}
 	}
@@ -577,9 +592,11 @@ func (c *LBConf) indentUnit() string {
 	var walk func(b *LBBlock) string
 	walk = func(b *LBBlock) string {
 		if b != c.Root {
-			if own, ok := c.indentAt(c.spans[b].start); ok {
+			if own, ok := c.ownLine(c.spans[b].start); ok {
 				for _, off := range c.stmtStarts(b) {
-					if ws, ok := c.indentAt(off); ok && len(ws) > len(own) && strings.HasPrefix(ws, own) && c.lineStart(off) != c.lineStart(c.spans[b].start) {
+					// Both begin their lines: the lines differ when the
+					// line starts do.
+					if ws, ok := c.ownLine(off); ok && len(ws) > len(own) && strings.HasPrefix(ws, own) && off-len(ws) != c.spans[b].start-len(own) {
 						return ws[len(own):]
 					}
 				}

@@ -469,17 +469,25 @@ func lintLB(ls []linted, lb *LBConf, add addFunc) {
 		}
 	}
 	listen := lb.Listen()
+	// The hosts served with sub_domain mgt. Domains without hosts of their
+	// own share their service's list: each list is read once, or a long
+	// list shared by many domains would cost the product of the two.
+	mgtHosts := map[string]bool{}
+	read := map[*string]bool{}
+	for _, s := range lb.Services {
+		for _, d := range s.Domains {
+			if d.SubDomain != RoleManager || len(d.Hosts) == 0 || read[&d.Hosts[0]] {
+				continue
+			}
+			read[&d.Hosts[0]] = true
+			for _, h := range d.Hosts {
+				mgtHosts[h] = true
+			}
+		}
+	}
 	for _, l := range ls {
 		if l.id.SubDomain == RoleManager && l.id.MgtHostName != "" {
-			served := false
-			for _, s := range lb.Services {
-				for _, d := range s.Domains {
-					if d.SubDomain == RoleManager && slices.Contains(d.Hosts, l.id.MgtHostName) {
-						served = true
-					}
-				}
-			}
-			if !served {
+			if !mgtHosts[l.id.MgtHostName] {
 				f := l.n.Carbon.MgtHostName
 				add(Error, CodeMgtHostNotServed, l.n.Carbon.File, f.Line, f.Col,
 					"MgtHostName %s is served by no loadbalancer.conf entry with sub_domain mgt: add it to that entry's hosts", l.id.MgtHostName)

@@ -21,10 +21,16 @@ type Secret struct {
 // findSecrets walks the live elements of d for passwords: leaf elements
 // whose name ends in "Password" and attributes whose name ends in "Pass" or
 // "Password".
+//
+// A secret is named by its element and the element's parent, which is
+// enough to say which password it is. Only those two names are built, never
+// the path from the root: a path built at every depth, while every
+// ancestor's copy is still held, made a deep file cost memory and time in
+// the square of its depth.
 func findSecrets(d *xdoc) []Secret {
 	var out []Secret
-	var walk func(n *xnode, path string)
-	walk = func(n *xnode, path string) {
+	var walk func(n *xnode)
+	walk = func(n *xnode) {
 		for _, a := range n.attrs {
 			ln := localName(a.name)
 			if strings.HasSuffix(ln, "Pass") || strings.HasSuffix(ln, "Password") || strings.HasSuffix(ln, "password") {
@@ -33,18 +39,13 @@ func findSecrets(d *xdoc) []Secret {
 				out = append(out, Secret{Name: ln, Value: v, Vaulted: strings.HasPrefix(v, "$secret{"), Line: l, Col: c})
 			}
 		}
-		for _, c := range elems(n, "") {
-			p := localName(c.name)
-			if path != "" {
-				p = path + "/" + p
-			}
-			if c.hasElements() {
-				walk(c, p)
+		for _, c := range n.children {
+			if c.kind != xElement {
 				continue
 			}
 			ln := localName(c.name)
-			if !strings.HasSuffix(ln, "Password") {
-				walk(c, p)
+			if c.hasElements() || !strings.HasSuffix(ln, "Password") {
+				walk(c)
 				continue
 			}
 			v := d.text(c)
@@ -58,19 +59,22 @@ func findSecrets(d *xdoc) []Secret {
 				}
 			}
 			l, col := d.pos(c.start)
-			out = append(out, Secret{Name: shortPath(p), Value: v, Vaulted: vaulted, Line: l, Col: col})
+			out = append(out, Secret{Name: secretName(n, d.root, ln), Value: v, Vaulted: vaulted, Line: l, Col: col})
 		}
 	}
-	walk(d.root, "")
+	walk(d.root)
 	return out
 }
 
-// shortPath keeps the last two elements of a path: enough to say which
-// password it is.
-func shortPath(p string) string {
-	parts := strings.Split(p, "/")
-	if len(parts) > 2 {
-		parts = parts[len(parts)-2:]
+// secretName is "Parent/Name" for a password element below parent, or
+// just its name below the root element (which paths leave out). A parent
+// name longer than maxNamePath is left out too: the name is repeated for
+// every password below it, and a long one repeated would cost memory in
+// the square of the file's size.
+func secretName(parent, root *xnode, name string) string {
+	pn := localName(parent.name)
+	if parent == root || len(pn) > maxNamePath {
+		return name
 	}
-	return strings.Join(parts, "/")
+	return pn + "/" + name
 }

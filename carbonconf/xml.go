@@ -231,6 +231,9 @@ func (p *xparser) parse() error {
 				p.d.root = n
 			}
 			if !n.selfClosing {
+				if len(stack) == MaxDepth {
+					return p.errAt(start, "%w: expected at most %d elements nested in one another, found <%s> inside %d", ErrTooDeep, MaxDepth, n.name, MaxDepth)
+				}
 				stack = append(stack, n)
 			}
 		}
@@ -337,6 +340,7 @@ func (p *xparser) startTag() (*xnode, error) {
 		return nil, err
 	}
 	n.name = name
+	var seen map[string]struct{} // attribute names, once there are many
 	for {
 		sp := p.i
 		p.skipSpace()
@@ -381,10 +385,27 @@ func (p *xparser) startTag() (*xnode, error) {
 		if k := bytes.IndexByte(p.src[p.i+1:p.i+1+j], '<'); k >= 0 {
 			return nil, p.errAt(p.i+1+k, "expected no \"<\" in the value of attribute %s", a.name)
 		}
-		for _, o := range n.attrs {
-			if o.name == a.name {
-				return nil, p.errAt(a.nameStart, "expected attribute %s only once in <%s>", a.name, name)
+		// A linear scan for the few attributes elements usually have; a set
+		// past that, so many attributes cost linear time, not quadratic.
+		dup := false
+		if seen == nil {
+			for _, o := range n.attrs {
+				dup = dup || o.name == a.name
 			}
+			if len(n.attrs) >= 16 {
+				seen = make(map[string]struct{}, 2*len(n.attrs))
+				for _, o := range n.attrs {
+					seen[o.name] = struct{}{}
+				}
+			}
+		} else {
+			_, dup = seen[a.name]
+		}
+		if dup {
+			return nil, p.errAt(a.nameStart, "expected attribute %s only once in <%s>", a.name, name)
+		}
+		if seen != nil {
+			seen[a.name] = struct{}{}
 		}
 		a.valStart, a.valEnd = p.i+1, p.i+1+j
 		p.i += j + 2
@@ -697,16 +718,19 @@ func (d *xdoc) setAttr(n *xnode, name, value string) error {
 
 // lineIndent returns the whitespace before off on its line, and whether only
 // whitespace precedes off on that line.
+//
+// It looks back over spaces and tabs only, not to the start of a long line:
+// callers ask for every child of an element, and children on one long line
+// would otherwise cost time quadratic in its length.
 func (d *xdoc) lineIndent(off int) (string, bool) {
 	ls := off
-	for ls > 0 && d.src[ls-1] != '\n' {
+	for ls > 0 && (d.src[ls-1] == ' ' || d.src[ls-1] == '\t') {
 		ls--
 	}
-	ws := d.src[ls:off]
-	if len(bytes.TrimLeft(ws, " \t")) != 0 {
+	if ls > 0 && d.src[ls-1] != '\n' {
 		return "", false
 	}
-	return string(ws), true
+	return string(d.src[ls:off]), true
 }
 
 func (d *xdoc) newline() string {
@@ -807,18 +831,39 @@ func (d *xdoc) expand(n *xnode, markup string) error {
 
 // removeNode deletes element n together with the indentation and line break
 // that precede it.
-func (d *xdoc) removeNode(n *xnode) error {
-	start := n.start
-	if ws, ok := d.lineIndent(n.start); ok {
-		start -= len(ws)
-		if start > 0 && d.src[start-1] == '\n' {
-			start--
-			if start > 0 && d.src[start-1] == '\r' {
+func (d *xdoc) removeNode(n *xnode) error { return d.removeNodes([]*xnode{n}) }
+
+// removeNodes deletes the elements ns, siblings in document order, each as
+// removeNode does, in one splice: removing them one by one would parse the
+// document once per element, in time quadratic when they are many.
+func (d *xdoc) removeNodes(ns []*xnode) error {
+	if len(ns) == 0 {
+		return nil
+	}
+	nsrc := make([]byte, 0, len(d.src))
+	at := 0
+	for _, n := range ns {
+		start := n.start
+		if ws, ok := d.lineIndent(n.start); ok {
+			start -= len(ws)
+			if start > 0 && d.src[start-1] == '\n' {
 				start--
+				if start > 0 && d.src[start-1] == '\r' {
+					start--
+				}
 			}
 		}
+		start = max(start, at) // the line break before may be the last one's
+		nsrc = append(nsrc, d.src[at:start]...)
+		at = n.end
 	}
-	return d.splice(start, n.end, "")
+	nsrc = append(nsrc, d.src[at:]...)
+	nd, err := parseXML(d.file, nsrc)
+	if err != nil {
+		return fmt.Errorf("carbonconf: edit would make %s unreadable: %w", displayName(d.file), err)
+	}
+	*d = *nd
+	return nil
 }
 
 // uncomment looks among parent's comments for one that holds exactly one
