@@ -129,3 +129,41 @@ func (b *Balancer) probe(ctx context.Context, be *backend, h HealthCheck) error 
 	}
 	return fmt.Errorf("health check %s: status %d", h.Path, resp.StatusCode)
 }
+
+// result reports the outcome of one try to the passive health check;
+// trial is the ticket the try held, if any. The try's slot is still to be
+// released.
+func (b *Balancer) result(s *service, be *backend, trial uint64, err error, now time.Time) {
+	if err == nil {
+		if be.passiveFails.Load() != 0 {
+			be.passiveFails.Store(0)
+		}
+		if be.downUntil.Load() != 0 {
+			be.downUntil.Store(0)
+			be.endTrial(trial)
+			be.upSince.Store(now.UnixNano())
+			be.setState(now, "")
+			b.log().Info("balancer: backend up", "pool", be.pool, "backend", be.id, "check", "passive")
+		}
+		return
+	}
+	be.failures.Add(1)
+	be.mu.Lock()
+	be.lastErr = err.Error()
+	be.mu.Unlock()
+	if s.Health.MaxFails < 0 {
+		be.endTrial(trial)
+		return
+	}
+	n := be.passiveFails.Add(1)
+	wasTrial := trial != 0 && be.trial.Load() == trial
+	if int(n) >= s.Health.MaxFails || wasTrial {
+		first := be.downUntil.Load() == 0
+		be.downUntil.Store(now.Add(s.Health.FailTimeout).UnixNano())
+		be.endTrial(trial)
+		if first {
+			be.setState(now, err.Error())
+			b.log().Warn("balancer: backend down", "pool", be.pool, "backend", be.id, "check", "passive", "err", err)
+		}
+	}
+}

@@ -1,0 +1,202 @@
+package balancer
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// fail answers a request the balancer could not forward.
+func (b *Balancer) fail(w http.ResponseWriter, r *http.Request, s *service, code int, msg string, start time.Time) {
+	if s != nil {
+		s.stat.errors.Add(1)
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(code)
+	io.WriteString(w, msg)
+	b.logAccess(r, s, nil, code, stickyNone, start, nil)
+}
+
+func (b *Balancer) logAccess(r *http.Request, s *service, be *backend, code int, out stickyOutcome, start time.Time, err error) {
+	ctx := r.Context()
+	if !b.log().Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	svc, bid := "", ""
+	if s != nil {
+		svc = s.Name
+	}
+	if be != nil {
+		bid = be.id
+	}
+	attrs := []slog.Attr{
+		slog.String("service", svc), slog.String("backend", bid),
+		slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", r.URL.Path),
+		slog.Int("status", code), slog.Duration("duration", time.Since(start)),
+		slog.String("sticky", out.String()), slog.String("client", r.RemoteAddr),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("err", err.Error()))
+	}
+	b.log().LogAttrs(ctx, slog.LevelDebug, "access", attrs...)
+}
+
+// copyResponse sends resp to the client. body is the client's streamed
+// request body, or nil.
+func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, s *service, p *pool, be *backend, d decision, sid string, body *reqBody, start time.Time) {
+	defer resp.Body.Close()
+	wh := w.Header()
+	closeConn := len(wh["Connection"]) > 0 // set by ServeHTTP
+	for k, v := range resp.Header {
+		wh[k] = v
+	}
+	removeHop(wh)
+	if closeConn {
+		wh["Connection"] = valClose
+	}
+	// Add no header the backend did not send: a nil value keeps net/http's
+	// server from sniffing a Content-Type and from adding a Date.
+	if _, ok := resp.Header["Content-Type"]; !ok {
+		wh["Content-Type"] = nil
+	}
+	if _, ok := resp.Header["Date"]; !ok {
+		wh["Date"] = nil
+	}
+	switch s.Sticky.Mode {
+	case StickyLearn:
+		for _, line := range wh["Set-Cookie"] {
+			v, ok := sessionFromSetCookie(line, s.Sticky.Cookie)
+			if !ok {
+				continue
+			}
+			if v == "" || expiresNow(line) {
+				b.sessions.Forget(p.name, v)
+				continue
+			}
+			if v != sid || d.outcome != stickyHit {
+				b.pin(p.name, v, be.id, s.Sticky.TTL, start.UnixNano())
+			}
+		}
+	case StickyInsert:
+		if d.pin {
+			c := s.setCookieKV + *be.token.Load() + s.cookieAttrs
+			if ins := s.Sticky.Insert.Secure; ins == SecureAlways || (ins == SecureAuto && r.TLS != nil) {
+				c += "; Secure"
+			}
+			wh["Set-Cookie"] = append(wh["Set-Cookie"], c)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	flush := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	var fl *http.ResponseController // finds the Flusher through wrappers that offer Unwrap
+	if flush {
+		fl = http.NewResponseController(w)
+		if fl.Flush() != nil {
+			fl = nil
+		}
+	}
+	bp := b.bufs.Get().(*[]byte)
+	buf := *bp
+	var rerr error
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				break // the client went away
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				rerr = err
+			}
+			break
+		}
+	}
+	b.bufs.Put(bp)
+	for k, vv := range resp.Trailer {
+		wh[http.TrailerPrefix+k] = vv
+	}
+	dur := time.Since(start)
+	be.lat.add(dur)
+	if rerr != nil {
+		// The response is cut (a stall longer than Timeouts.Read, a reset):
+		// abort the client's connection so it sees an incomplete response
+		// rather than a short one. It counts as a backend error unless the
+		// client went away; as with nginx, whose max_fails counts only
+		// failures up to the response header, it does not count towards
+		// MaxFails.
+		if r.Context().Err() == nil && body.clientErr() == nil {
+			be.failures.Add(1)
+			be.mu.Lock()
+			be.lastErr = rerr.Error()
+			be.mu.Unlock()
+		}
+		b.logAccess(r, s, be, resp.StatusCode, d.outcome, start, rerr)
+		panic(http.ErrAbortHandler)
+	}
+	b.logAccess(r, s, be, resp.StatusCode, d.outcome, start, nil)
+}
+
+// serveUpgrade relays a protocol switch (WebSocket) both ways.
+func (b *Balancer) serveUpgrade(w http.ResponseWriter, r *http.Request, resp *http.Response, s *service, be *backend, d decision, start time.Time) {
+	back, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		b.fail(w, r, s, http.StatusBadGateway, "backend switched protocols without a connection\n", start)
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		back.Close()
+		b.fail(w, r, s, http.StatusInternalServerError, "cannot upgrade this connection\n", start)
+		return
+	}
+	if !b.trackUpgrade(conn, back) {
+		conn.Close()
+		back.Close()
+		return
+	}
+	defer b.untrackUpgrade(conn, back)
+	defer conn.Close()
+	defer back.Close()
+	h := resp.Header.Clone()
+	for _, k := range hopHeaders {
+		if k != "Connection" && k != "Upgrade" {
+			delete(h, k)
+		}
+	}
+	resp.Header = h
+	resp.Body = nil
+	if err := resp.Write(brw); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	b.logAccess(r, s, be, http.StatusSwitchingProtocols, d.outcome, start, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		copyClose(back, brw.Reader)
+	}()
+	io.Copy(conn, back)
+	conn.Close()
+	back.Close()
+	<-done
+}
+
+// copyClose copies until src ends, then half-closes dst if it can.
+func copyClose(dst io.Writer, src *bufio.Reader) {
+	io.Copy(dst, src)
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
