@@ -8,10 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -149,117 +147,6 @@ func TestPolicies(t *testing.T) {
 	}
 }
 
-func TestSessionTable(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		tb := newSessionTable(sessionShards * 2) // 2 per shard
-		tb.Pin("p", "s1", "b1", time.Minute)
-		if id, ok := tb.Lookup("p", "s1", time.Minute); !ok || id != "b1" {
-			t.Fatalf("Lookup = %q %v", id, ok)
-		}
-		if _, ok := tb.Lookup("q", "s1", time.Minute); ok {
-			t.Error("sessions leak between pools")
-		}
-		// Sliding TTL: used every 40 s, it outlives a 1-minute TTL.
-		for range 3 {
-			time.Sleep(40 * time.Second)
-			if _, ok := tb.Lookup("p", "s1", time.Minute); !ok {
-				t.Fatal("a used session expired")
-			}
-		}
-		time.Sleep(61 * time.Second)
-		if _, ok := tb.Lookup("p", "s1", time.Minute); ok {
-			t.Fatal("an idle session outlived its TTL")
-		}
-		// Fill far beyond capacity; the table stays bounded, and a session
-		// in use (so furthest from expiry) survives eviction.
-		tb.Pin("p", "keep", "b9", 2*time.Hour)
-		for i := range 10000 {
-			tb.Pin("p", strconv.Itoa(i), "b"+strconv.Itoa(i%3), time.Hour)
-			if i%100 == 0 {
-				time.Sleep(time.Second)
-				tb.Lookup("p", "keep", 2*time.Hour)
-			}
-		}
-		if n := tb.Len(); n > sessionShards*2 {
-			t.Errorf("table holds %d, cap %d", n, sessionShards*2)
-		}
-		if id, ok := tb.Lookup("p", "keep", time.Hour); !ok || id != "b9" {
-			t.Errorf("recently used session evicted: %q %v", id, ok)
-		}
-		total := 0
-		for _, b := range []string{"b0", "b1", "b2", "b9"} {
-			total += tb.Pinned("p", b)
-		}
-		if total != tb.Len() {
-			t.Errorf("pinned counts sum to %d, table holds %d", total, tb.Len())
-		}
-		tb.Forget("p", "keep")
-		if _, ok := tb.Lookup("p", "keep", time.Hour); ok {
-			t.Error("Forget kept the session")
-		}
-	})
-}
-
-func TestCookieParsing(t *testing.T) {
-	for _, tc := range []struct {
-		vals []string
-		want string
-	}{
-		{[]string{"JSESSIONID=abc"}, "abc"},
-		{[]string{"a=1; JSESSIONID=abc; b=2"}, "abc"},
-		{[]string{"a=1", "JSESSIONID=\"q\""}, "q"},
-		{[]string{"XJSESSIONID=no; JSESSIONIDX=no"}, ""},
-		{[]string{"JSESSIONID="}, ""},
-		{nil, ""},
-	} {
-		if got := sessionFromCookies(tc.vals, "JSESSIONID"); got != tc.want {
-			t.Errorf("%q → %q, want %q", tc.vals, got, tc.want)
-		}
-	}
-	for path, want := range map[string]string{
-		"/app;jsessionid=ABC":      "ABC",
-		"/app;JSESSIONID=ABC/next": "ABC",
-		"/a;x=1;jsessionid=Z":      "Z",
-		"/app;jsessionidx=1":       "",
-		"/app":                     "",
-		"/app;":                    "",
-	} {
-		if got := sessionFromPath(path, "jsessionid"); got != want {
-			t.Errorf("%q → %q, want %q", path, got, want)
-		}
-	}
-	for line, want := range map[string]string{
-		"JSESSIONID=abc; Path=/; HttpOnly": "abc",
-		"JSESSIONID=\"abc\"":               "abc",
-		"other=1; JSESSIONID=abc":          "",
-	} {
-		if got, _ := sessionFromSetCookie(line, "JSESSIONID"); got != want {
-			t.Errorf("%q → %q, want %q", line, got, want)
-		}
-	}
-}
-
-func TestClientAddr(t *testing.T) {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-	peer := netip.MustParseAddr("10.0.0.1")
-	for _, tc := range []struct {
-		peer netip.Addr
-		xff  []string
-		want string
-	}{
-		{netip.MustParseAddr("192.0.2.9"), []string{"1.1.1.1"}, "192.0.2.9"},
-		{peer, []string{"1.1.1.1"}, "1.1.1.1"},
-		{peer, []string{"6.6.6.6, 1.1.1.1, 10.0.0.7"}, "1.1.1.1"},
-		{peer, []string{"6.6.6.6", "1.1.1.1"}, "1.1.1.1"},
-		{peer, []string{"garbage"}, "10.0.0.1"},
-		{peer, nil, "10.0.0.1"},
-	} {
-		if got := clientAddr(tc.peer, tc.xff, nil, trusted); got.String() != tc.want {
-			t.Errorf("%v %q → %v, want %s", tc.peer, tc.xff, got, tc.want)
-		}
-	}
-}
-
 func TestStatusHandler(t *testing.T) {
 	n := newCarbonNode(t, "n1")
 	cfg := testConfig(StickyLearn)
@@ -312,87 +199,6 @@ func TestTimeoutGives504(t *testing.T) {
 	}
 }
 
-// Fuzz targets for the parsers of client-controlled input. The seeds come
-// from the repository's nginx configurations and the benchmark's traffic.
-func FuzzSessionFromCookies(f *testing.F) {
-	f.Add("JSESSIONID=0331C764C54C18BE926F5E2F468DB0D0; lb=abc", "JSESSIONID")
-	f.Add("a=1;;  JSESSIONID=\"x\" ;", "JSESSIONID")
-	f.Add("", "CARBONLB")
-	f.Fuzz(func(t *testing.T, v, name string) {
-		if !validCookieName(name) {
-			return
-		}
-		got := sessionFromCookies([]string{v}, name)
-		if got != "" && !strings.Contains(v, got) {
-			t.Errorf("%q: value %q not in the header", v, got)
-		}
-		sessionFromPath(v, strings.ToLower(name))
-		sessionFromSetCookie(v, name)
-	})
-}
-
-// TestClientAddrForwarded: without X-Forwarded-For, the for= nodes of RFC
-// 7239 Forwarded are walked the same way; X-Forwarded-For wins when both
-// are present.
-func TestClientAddrForwarded(t *testing.T) {
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
-	peer := netip.MustParseAddr("10.0.0.1")
-	for _, tc := range []struct {
-		peer netip.Addr
-		xff  []string
-		fwd  []string
-		want string
-	}{
-		{netip.MustParseAddr("192.0.2.9"), nil, []string{"for=1.1.1.1"}, "192.0.2.9"},
-		{peer, nil, []string{"for=1.1.1.1"}, "1.1.1.1"},
-		{peer, nil, []string{"For=1.1.1.1;proto=https"}, "1.1.1.1"},
-		{peer, nil, []string{"for=6.6.6.6, for=1.1.1.1:4711;by=10.0.0.7, for=10.0.0.7"}, "1.1.1.1"},
-		{peer, nil, []string{"for=6.6.6.6", "for=\"[2001:db8:cafe::17]:4711\""}, "2001:db8:cafe::17"},
-		{peer, nil, []string{"for=1.1.1.1;host=\"a,b;c\", for=\"[fd00::1]\""}, "1.1.1.1"},
-		{peer, nil, []string{"proto=http", "host=x;for=1.1.1.1"}, "1.1.1.1"},
-		{peer, nil, []string{"for=1.1.1.1, proto=http"}, "10.0.0.1"}, // the nearest proxy did not say
-		{peer, nil, []string{"for=1.1.1.1, for=unknown"}, "10.0.0.1"},
-		{peer, nil, []string{"for=1.1.1.1, for=_hidden, for=10.0.0.9"}, "10.0.0.9"},
-		{peer, nil, []string{"for=2001:db8::1"}, "10.0.0.1"},
-		{peer, nil, []string{"for=\"[2001:db8::1\""}, "10.0.0.1"},
-		{peer, nil, []string{"for=\"[2001:db8::1]x\""}, "10.0.0.1"},
-		{peer, []string{"2.2.2.2"}, []string{"for=1.1.1.1"}, "2.2.2.2"},
-	} {
-		if got := clientAddr(tc.peer, tc.xff, tc.fwd, trusted); got.String() != tc.want {
-			t.Errorf("%v X-Forwarded-For %q Forwarded %q → %v, want %s", tc.peer, tc.xff, tc.fwd, got, tc.want)
-		}
-	}
-}
-
-func FuzzClientAddr(f *testing.F) {
-	f.Add("6.6.6.6, 10.0.0.2", "", "10.0.0.1")
-	f.Add("[::1], 2001:db8::1", "", "::1")
-	f.Add(",,,", "", "10.0.0.1")
-	f.Add("", "for=6.6.6.6, for=\"[::1]:80\";proto=https", "::1")
-	f.Add("", "for=\"\\\";,\", for=10.0.0.2", "10.0.0.1")
-	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	f.Fuzz(func(t *testing.T, xff, fwd, peer string) {
-		p, err := netip.ParseAddr(peer)
-		if err != nil {
-			return
-		}
-		var xffs, fwds []string
-		if xff != "" {
-			xffs = []string{xff}
-		}
-		if fwd != "" {
-			fwds = []string{fwd}
-		}
-		a := clientAddr(p, xffs, fwds, trusted)
-		if !a.IsValid() {
-			t.Errorf("invalid client address for X-Forwarded-For %q Forwarded %q from %v", xff, fwd, p)
-		}
-		if !inPrefixes(p, trusted) && a != p {
-			t.Errorf("untrusted peer %v attributed to %v", p, a)
-		}
-	})
-}
-
 // FuzzTenantRange is seeded with the tenant_range values of the
 // loadbalancer.conf files in the shared test data, when present.
 func FuzzTenantRange(f *testing.F) {
@@ -417,36 +223,6 @@ func FuzzTenantRange(f *testing.F) {
 			t.Errorf("%q parsed to an empty range %+v", s, r)
 		}
 	})
-}
-
-// TestSessionTableModel checks the open-addressing table (probing,
-// backward-shift deletion, growth) against a map under random operations.
-func TestSessionTableModel(t *testing.T) {
-	tb := newSessionTable(1 << 20)
-	model := map[string]string{}
-	r := uint64(1)
-	next := func(n uint64) uint64 { r = r*6364136223846793005 + 1442695040888963407; return (r >> 33) % n }
-	for i := range 200000 {
-		id := strconv.FormatUint(next(3000), 10)
-		switch next(4) {
-		case 0, 1:
-			be := "b" + strconv.FormatUint(next(5), 10)
-			tb.Pin("p", id, be, time.Hour)
-			model[id] = be
-		case 2:
-			tb.Forget("p", id)
-			delete(model, id)
-		default:
-			got, ok := tb.Lookup("p", id, time.Hour)
-			want, wok := model[id]
-			if ok != wok || got != want {
-				t.Fatalf("op %d: Lookup(%s) = %q %v, want %q %v", i, id, got, ok, want, wok)
-			}
-		}
-	}
-	if tb.Len() != len(model) {
-		t.Errorf("Len %d, model %d", tb.Len(), len(model))
-	}
 }
 
 func TestHealthHandler(t *testing.T) {
@@ -479,78 +255,5 @@ func TestHealthHandler(t *testing.T) {
 	lb2.HealthHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	if rec.Code != 503 {
 		t.Errorf("healthz with no services: %d, want 503", rec.Code)
-	}
-}
-
-// TestSessionTableConcurrent: lock-free lookups of stable sessions never
-// miss while writers insert, remove and grow the same shards.
-func TestSessionTableConcurrent(t *testing.T) {
-	tb := newSessionTable(1 << 20)
-	for i := range 256 {
-		tb.Pin("p", "stable"+strconv.Itoa(i), "b"+strconv.Itoa(i%4), time.Hour)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range 20000 {
-			id := "churn" + strconv.Itoa(i%3000)
-			if i%3 == 2 {
-				tb.Forget("p", id)
-			} else {
-				tb.Pin("p", id, "x", time.Hour)
-			}
-		}
-	}()
-	for round := 0; ; round++ {
-		select {
-		case <-done:
-			return
-		default:
-		}
-		if round == 1000 {
-			<-done
-			return
-		}
-		for i := range 256 {
-			id, ok := tb.Lookup("p", "stable"+strconv.Itoa(i), time.Hour)
-			if !ok || id != "b"+strconv.Itoa(i%4) {
-				t.Fatalf("round %d: stable session %d: %q %v", round, i, id, ok)
-			}
-		}
-	}
-}
-
-func TestCookieAttributes(t *testing.T) {
-	for _, tc := range []struct {
-		c    Cookie
-		want string
-	}{
-		{Cookie{Name: "CARBONLB", Path: "/"}, "CARBONLB=; Path=/; HttpOnly"},
-		{Cookie{Name: "lb", Path: "/carbon", Domain: "example.com", MaxAge: 90 * time.Minute, NoHTTPOnly: true, SameSite: http.SameSiteStrictMode},
-			"lb=; Path=/carbon; Domain=example.com; Max-Age=5400; SameSite=Strict"},
-		{Cookie{Name: "lb", Path: "/", SameSite: http.SameSiteNoneMode}, "lb=; Path=/; HttpOnly; SameSite=None"},
-	} {
-		kv, attrs := cookieParts(tc.c)
-		if got := kv + attrs; got != tc.want {
-			t.Errorf("%+v: %q, want %q", tc.c, got, tc.want)
-		}
-	}
-}
-
-func TestForwardedIPv6(t *testing.T) {
-	cfg := testConfig(StickyOff)
-	cfg.Forwarded = true
-	lb := mustNew(t, cfg)
-	r := httptest.NewRequest("GET", "http://[2001:db8::1]:8443/", nil)
-	r.RemoteAddr = "[2001:db8::7]:50000"
-	peerStr, peer := splitPeer(r.RemoteAddr)
-	lb.prepareHeaders(r, lb.state.Load(), peerStr, peer)
-	for k, want := range map[string]string{
-		"X-Forwarded-For": "2001:db8::7",
-		"Forwarded":       `for="[2001:db8::7]";host="[2001:db8::1]:8443";proto=http`,
-	} {
-		if got := r.Header.Get(k); got != want {
-			t.Errorf("%s = %q, want %q", k, got, want)
-		}
 	}
 }
