@@ -74,6 +74,26 @@ const MaxDepth = 10_000
 // deep.
 var ErrTooDeep = errors.New("elements nested too deeply")
 
+// ErrEncoding is wrapped by the *ParseError of a document holding a byte
+// its encoding does not allow: invalid UTF-8 in a document that declares
+// UTF-8 or nothing, a byte above 0x7F in one that declares US-ASCII, one of
+// the five bytes windows-1252 leaves undefined. XML 1.0 makes it a fatal
+// error (§4.3.3); read leniently it would become U+FFFD in a value.
+var ErrEncoding = errors.New("not in the document's encoding")
+
+// ErrForbiddenChar is wrapped by the *ParseError of a document holding a
+// character XML 1.0 does not allow (§2.2): a control character other than
+// tab, line feed and carriage return, U+FFFE or U+FFFF, whether written
+// as is or as a character reference such as "&#0;".
+var ErrForbiddenChar = errors.New("character XML does not allow")
+
+// ErrUndefinedEntity is wrapped by the *ParseError of a document that
+// refers to an entity (&name;) that is neither one of the five XML
+// predefines nor declared in its DOCTYPE (XML 1.0 §4.1, WFC: Entity
+// Declared). A document whose DOCTYPE names an external subset may refer
+// to any entity.
+var ErrUndefinedEntity = errors.New("undefined entity")
+
 // ErrNotNumber is wrapped by a *ValueError when a numeric setting holds
 // something else, such as an installer placeholder (SC_PORT_OFFSET).
 var ErrNotNumber = errors.New("not a number")

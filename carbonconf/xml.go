@@ -59,18 +59,56 @@ type xdoc struct {
 	src    []byte
 	root   *xnode
 	top    []*xnode // every top-level node, root included
-	latin1 bool     // declared ISO-8859-1: bytes are code points
-	crlf   bool     // the document's line ending is CRLF
-	lines  []int    // offset of the start of each line
+	latin1 bool     // declared ISO-8859-1 or windows-1252: one byte a character
+	enc    xenc     // the declared encoding
+	// entities are the general entities the DOCTYPE's internal subset
+	// declares; anyEntity is true when a DOCTYPE may declare entities this
+	// reader does not see (an external subset, a parameter entity), so
+	// that no reference can be called undefined.
+	entities  map[string]bool
+	anyEntity bool
+	crlf      bool  // the document's line ending is CRLF
+	lines     []int // offset of the start of each line
 }
 
+// parseFragment parses src, a piece of d such as a comment's content, in
+// d's encoding and with d's entities.
+func (d *xdoc) parseFragment(src []byte) (*xdoc, error) {
+	f := &xdoc{src: src, latin1: d.latin1, enc: d.enc, entities: d.entities, anyEntity: d.anyEntity}
+	f.lines = lineStarts(src)
+	p := &xparser{d: f, src: src}
+	if err := p.parse(); err != nil {
+		return nil, err
+	}
+	if err := p.checkChars(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// xenc is a declared encoding.
+type xenc uint8
+
+const (
+	encUTF8   xenc = iota // UTF-8, also when nothing is declared
+	encASCII              // US-ASCII
+	encLatin1             // ISO-8859-1
+	encCP1252             // windows-1252
+)
+
 // parseXML parses src into a document. The returned error is a *ParseError.
+// Past the structure it checks the text as XML 1.0 does (§2.2, §4.1):
+// every byte in the declared encoding, no character XML forbids (raw or as
+// a character reference), and no reference to an undeclared entity.
 func parseXML(file string, src []byte) (*xdoc, error) {
 	d := &xdoc{file: file, src: src}
 	d.lines = lineStarts(src)
 	d.crlf = bytes.Contains(src, []byte("\r\n"))
 	p := &xparser{d: d, src: src}
 	if err := p.parse(); err != nil {
+		return nil, err
+	}
+	if err := p.checkChars(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -149,6 +187,9 @@ func (p *xparser) parse() error {
 				if k := bytes.IndexFunc(src[start:p.i], func(r rune) bool { return !isSpace(r) }); k >= 0 {
 					return p.errAt(start+k, "expected an element, comment or end of file outside the root element, found %s", p.found(start+k))
 				}
+			}
+			if err := p.checkRefs(start, p.i); err != nil {
+				return err
 			}
 			add(&xnode{kind: xText, start: start, end: p.i})
 			continue
@@ -249,9 +290,11 @@ func (p *xparser) parse() error {
 	return nil
 }
 
-// doctype skips <!DOCTYPE …> including an internal subset in brackets.
+// doctype skips <!DOCTYPE …> including an internal subset in brackets,
+// noting the entities it declares.
 func (p *xparser) doctype() error {
 	start := p.i
+	defer p.doctypeEntities(start)
 	depth := 0
 	for p.i < len(p.src) {
 		switch c := p.src[p.i]; c {
@@ -296,13 +339,54 @@ func (p *xparser) decl(start, end int) error {
 		return p.errAt(start+5+k, "expected a closing quote after the encoding name")
 	}
 	switch enc := strings.ToLower(rest[1 : 1+j]); enc {
-	case "utf-8", "utf8", "us-ascii", "ascii":
-	case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "iso_8859-1", "windows-1252", "cp1252":
-		p.d.latin1 = true
+	case "utf-8", "utf8":
+	case "us-ascii", "ascii":
+		p.d.enc = encASCII
+	case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "iso_8859-1":
+		p.d.latin1, p.d.enc = true, encLatin1
+	case "windows-1252", "cp1252":
+		p.d.latin1, p.d.enc = true, encCP1252
 	default:
 		return p.errAt(start+5+k, "expected encoding UTF-8, US-ASCII or ISO-8859-1, found %q", rest[1:1+j])
 	}
 	return nil
+}
+
+// doctypeEntities notes the general entities the DOCTYPE at
+// src[start:p.i] declares, or that it may declare some unseen.
+func (p *xparser) doctypeEntities(start int) {
+	dt := p.src[start:min(p.i, len(p.src))]
+	head := dt
+	if i := bytes.IndexByte(dt, '['); i >= 0 {
+		head = dt[:i]
+	}
+	// An external subset (SYSTEM or PUBLIC before the internal one) or a
+	// parameter entity reference may declare entities not read here.
+	if bytes.Contains(head, []byte("SYSTEM")) || bytes.Contains(head, []byte("PUBLIC")) || bytes.IndexByte(dt, '%') >= 0 {
+		p.d.anyEntity = true
+	}
+	rest := dt
+	for {
+		i := bytes.Index(rest, []byte("<!ENTITY"))
+		if i < 0 {
+			return
+		}
+		rest = rest[i+len("<!ENTITY"):]
+		j := 0
+		for j < len(rest) && isSpace(rune(rest[j])) {
+			j++
+		}
+		k := j
+		for k < len(rest) && isNameByte(rest[k]) {
+			k++
+		}
+		if k > j {
+			if p.d.entities == nil {
+				p.d.entities = map[string]bool{}
+			}
+			p.d.entities[string(rest[j:k])] = true
+		}
+	}
 }
 
 func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' }
@@ -408,6 +492,9 @@ func (p *xparser) startTag() (*xnode, error) {
 			seen[a.name] = struct{}{}
 		}
 		a.valStart, a.valEnd = p.i+1, p.i+1+j
+		if err := p.checkRefs(a.valStart, a.valEnd); err != nil {
+			return nil, err
+		}
 		p.i += j + 2
 		a.end = p.i
 		n.attrs = append(n.attrs, a)
@@ -429,7 +516,11 @@ func (d *xdoc) decode(b []byte) string {
 	if d.latin1 {
 		var sb strings.Builder
 		for _, c := range b {
-			sb.WriteRune(rune(c))
+			r := rune(c)
+			if d.enc == encCP1252 && c >= 0x80 && c < 0xA0 {
+				r = cp1252[c-0x80]
+			}
+			sb.WriteRune(r)
 		}
 		s = sb.String()
 	} else {
@@ -487,6 +578,114 @@ func entity(e string) (rune, bool) {
 	return 0, false
 }
 
+// cp1252 maps windows-1252's bytes 0x80 to 0x9F to their characters; the
+// five bytes it leaves undefined map to 0 (and are refused by checkChars).
+var cp1252 = [32]rune{
+	0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017D, 0,
+	0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
+}
+
+// isXMLChar reports whether XML 1.0 allows r in a document (§2.2, Char).
+func isXMLChar(r rune) bool {
+	switch {
+	case r < 0x20:
+		return r == '\t' || r == '\n' || r == '\r'
+	case r <= 0xD7FF:
+		return true
+	case r < 0xE000:
+		return false // surrogates
+	case r <= 0xFFFD:
+		return true
+	default:
+		return r >= 0x10000 && r <= 0x10FFFF
+	}
+}
+
+// checkChars checks every byte of the document against its declared
+// encoding and every character against XML 1.0's Char production, in one
+// pass. The error is a *ParseError at the first offending byte, wrapping
+// ErrEncoding or ErrForbiddenChar.
+func (p *xparser) checkChars() error {
+	src := p.src
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < 0x80 {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return p.errAt(i, "%w: expected a character XML allows, found control character %U", ErrForbiddenChar, rune(c))
+			}
+			i++
+			continue
+		}
+		switch p.d.enc {
+		case encASCII:
+			return p.errAt(i, "%w: expected US-ASCII (the declared encoding), found byte %#02x", ErrEncoding, c)
+		case encLatin1:
+			i++ // every byte from 0x80 is a character of ISO-8859-1
+			continue
+		case encCP1252:
+			if c < 0xA0 && cp1252[c-0x80] == 0 {
+				return p.errAt(i, "%w: expected windows-1252 (the declared encoding), found byte %#02x, which it leaves undefined", ErrEncoding, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return p.errAt(i, "%w: expected UTF-8 (the declared or default encoding), found byte %#02x", ErrEncoding, c)
+		}
+		if !isXMLChar(r) {
+			return p.errAt(i, "%w: expected a character XML allows, found %U", ErrForbiddenChar, r)
+		}
+		i += n
+	}
+	return nil
+}
+
+// checkRefs checks the entity and character references in the text or
+// attribute value src[start:end]: each "&" begins "&name;" for an entity
+// that is predefined or declared, or "&#n;" or "&#xh;" for a character XML
+// allows (XML 1.0 §4.1). The error is a *ParseError at the "&".
+func (p *xparser) checkRefs(start, end int) error {
+	for i := start; i < end; {
+		j := bytes.IndexByte(p.src[i:end], '&')
+		if j < 0 {
+			return nil
+		}
+		i += j
+		k := bytes.IndexByte(p.src[i:end], ';')
+		ref := p.src[i+1 : i+max(k, 1)]
+		if k < 0 || len(ref) == 0 {
+			return p.errAt(i, `expected a reference such as "&amp;" after "&", found %s; write a literal "&" as "&amp;"`, p.found(i+1))
+		}
+		if ref[0] == '#' {
+			var n uint64
+			var err error
+			if len(ref) > 1 && (ref[1] == 'x' || ref[1] == 'X') {
+				n, err = strconv.ParseUint(string(ref[2:]), 16, 32)
+			} else {
+				n, err = strconv.ParseUint(string(ref[1:]), 10, 32)
+			}
+			if err != nil {
+				return p.errAt(i, "expected a character reference such as \"&#65;\" or \"&#x41;\", found %q", p.src[i:i+k+1])
+			}
+			if !isXMLChar(rune(n)) {
+				return p.errAt(i, "%w: expected a character XML allows, found %q (%U)", ErrForbiddenChar, p.src[i:i+k+1], rune(n))
+			}
+		} else {
+			for _, c := range ref {
+				if !isNameByte(c) {
+					return p.errAt(i, `expected a reference such as "&amp;" after "&", found %q; write a literal "&" as "&amp;"`, p.src[i:i+k+1])
+				}
+			}
+			if _, ok := entity(string(ref)); !ok && !p.d.entities[string(ref)] && !p.d.anyEntity {
+				return p.errAt(i, "%w: expected one of &lt; &gt; &amp; &quot; &apos; or an entity the DOCTYPE declares, found %q", ErrUndefinedEntity, p.src[i:i+k+1])
+			}
+		}
+		i += k + 1
+	}
+	return nil
+}
+
 // checkChars rejects values XML 1.0 cannot hold, even escaped: control
 // characters other than tab, newline and carriage return, and invalid
 // UTF-8.
@@ -515,7 +714,7 @@ func (d *xdoc) encode(s string) string {
 			sb.WriteString("&amp;")
 		case r == '"':
 			sb.WriteString("&quot;")
-		case r >= 0x80 && d.latin1:
+		case r >= 0x80 && d.enc != encUTF8:
 			fmt.Fprintf(&sb, "&#x%X;", r)
 		default:
 			sb.WriteRune(r)
@@ -885,11 +1084,10 @@ func (d *xdoc) uncomment(parent *xnode, match func(fd *xdoc, n *xnode) bool) (bo
 		if !strings.HasSuffix(cand, ">") {
 			cand += ">"
 		}
-		fd, err := parseXML("", []byte(cand))
+		fd, err := d.parseFragment([]byte(cand))
 		if err != nil || len(fd.top) != 1 {
 			continue
 		}
-		fd.latin1 = d.latin1
 		if !match(fd, fd.root) {
 			continue
 		}
