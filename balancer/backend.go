@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,16 @@ type Backend struct {
 	// server maxconn, nginx's max_conns; set it to Tomcat's maxThreads).
 	// Zero means the service's Service.MaxConns.
 	MaxConns int
+	// Route is the backend's route: Tomcat's jvmRoute, which Tomcat
+	// appends to every session id it issues ("ABC123.node-a"). In
+	// StickyLearn mode a session id whose part after its first '.' is a
+	// backend's Route goes to that backend with no session table, so it
+	// survives a balancer restart and holds across any number of balancer
+	// instances (mod_jk's and mod_proxy_balancer's stickiness). A route
+	// whose backend is down or gone is re-pinned like a learned session.
+	// Routes are unique within a pool. Empty means none: the learned
+	// table alone applies.
+	Route string
 }
 
 // backend is the live state of a Backend. It survives SetBackends and
@@ -40,6 +52,7 @@ type backend struct {
 	pool   string
 	id     string
 	rawURL string
+	route  string                 // Backend.Route; part of the backend's identity, never changed
 	scheme string                 // "http" or "https"
 	host   string                 // host:port
 	token  atomic.Pointer[string] // the StickyInsert cookie value naming this backend
@@ -87,6 +100,9 @@ func newBackend(pool string, b Backend, key []byte, q *waitQueue, now time.Time)
 	if u.Host == "" {
 		return nil, errString("no host")
 	}
+	if !validRoute(b.Route) {
+		return nil, errString("route " + strconv.Quote(b.Route) + " has a character a session id cannot carry")
+	}
 	host := u.Host
 	if u.Port() == "" {
 		if u.Scheme == "https" {
@@ -100,7 +116,7 @@ func newBackend(pool string, b Backend, key []byte, q *waitQueue, now time.Time)
 		w = 1
 	}
 	be := &backend{
-		pool: pool, id: b.ID, rawURL: b.URL, scheme: u.Scheme, host: host,
+		pool: pool, id: b.ID, rawURL: b.URL, route: b.Route, scheme: u.Scheme, host: host,
 		meta: cloneMap(b.Metadata), since: now, queue: q,
 	}
 	be.maxConns.Store(int64(max(b.MaxConns, 0)))
@@ -247,4 +263,15 @@ func (be *backend) setState(now time.Time, lastErr string) {
 		be.lastErr = lastErr
 	}
 	be.mu.Unlock()
+}
+
+// validRoute reports whether r can be the route suffix of a session id in a
+// cookie or a ";jsessionid=" path parameter.
+func validRoute(r string) bool {
+	for i := 0; i < len(r); i++ {
+		if c := r[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`;,="\/?#`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

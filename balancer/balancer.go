@@ -123,7 +123,7 @@ func (b *Balancer) SetBackends(pool string, backends []Backend) error {
 	for _, be := range b.pools[pool] {
 		old[be.id] = be
 	}
-	seen := map[string]bool{}
+	seen, routes := map[string]bool{}, map[string]bool{}
 	next := make([]*backend, 0, len(backends))
 	for i, nb := range backends {
 		if nb.ID == "" {
@@ -133,7 +133,13 @@ func (b *Balancer) SetBackends(pool string, backends []Backend) error {
 			return fmt.Errorf("balancer: SetBackends %q: duplicate backend ID %q", pool, nb.ID)
 		}
 		seen[nb.ID] = true
-		if be := old[nb.ID]; be != nil && be.rawURL == nb.URL {
+		if nb.Route != "" {
+			if routes[nb.Route] {
+				return fmt.Errorf("balancer: SetBackends %q: duplicate route %q", pool, nb.Route)
+			}
+			routes[nb.Route] = true
+		}
+		if be := old[nb.ID]; be != nil && be.rawURL == nb.URL && be.route == nb.Route {
 			w := nb.Weight
 			if w <= 0 {
 				w = 1

@@ -78,7 +78,8 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *ht
 				b.sessions.Forget(p.name, v)
 				continue
 			}
-			if v != sid || d.outcome != stickyHit {
+			if (v != sid || d.outcome != stickyHit) && (be.route == "" || routeOf(v) != be.route) {
+				// (An id that carries this backend's route needs no pin.)
 				b.pin(p.name, v, be.id, s.Sticky.TTL, start.UnixNano())
 			}
 		}

@@ -20,6 +20,7 @@ type pool struct {
 	backends []*backend
 	byID     map[string]*backend
 	byToken  map[string]*backend
+	byRoute  map[string]*backend // Backend.Route → backend; nil when no backend has one
 
 	queue *waitQueue // requests waiting for a backend under MaxConns
 
@@ -34,6 +35,12 @@ func newPool(name string, bes []*backend, q *waitQueue) *pool {
 	for _, b := range bes {
 		p.byID[b.id] = b
 		p.byToken[*b.token.Load()] = b
+		if b.route != "" {
+			if p.byRoute == nil {
+				p.byRoute = make(map[string]*backend)
+			}
+			p.byRoute[b.route] = b
+		}
 	}
 	return p
 }

@@ -52,6 +52,23 @@ func (s *service) stickyBackend(now int64, be *backend, tried []*backend) (got *
 	return nil, 0, stickyRepin, false
 }
 
+// goneBackend stands for the backend of a session that no backend of the
+// pool can serve any more: the session is re-pinned.
+var goneBackend = func() *backend {
+	b := &backend{}
+	b.removed.Store(true)
+	return b
+}()
+
+// routeOf returns the route of a Tomcat session id: the part after its
+// first '.', or "".
+func routeOf(id string) string {
+	if i := strings.IndexByte(id, '.'); i >= 0 {
+		return id[i+1:]
+	}
+	return ""
+}
+
 // decide routes one request: sessionID is the StickyLearn id (or ""),
 // token the StickyInsert cookie value (or "").
 func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int64, tried []*backend) decision {
@@ -61,11 +78,18 @@ func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int6
 			break
 		}
 		var be *backend
+		if rb := p.byRoute[routeOf(sessionID)]; rb != nil {
+			if got, t, out, full := s.stickyBackend(now, rb, tried); got != nil || full {
+				return decision{backend: got, trial: t, outcome: out, full: full}
+			}
+			// The route's backend is down, gone or failed this request:
+			// a re-pin in the table takes over, as for a learned session.
+			be = goneBackend
+		}
 		if id, ok := b.lookup(p.name, sessionID, s.Sticky.TTL, now); ok {
 			be = p.byID[id]
 			if be == nil {
-				be = &backend{} // pinned to a backend that left the pool
-				be.removed.Store(true)
+				be = goneBackend // pinned to a backend that left the pool
 			}
 		}
 		got, t, out, full := s.stickyBackend(now, be, tried)
