@@ -93,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	var backends, sticky, policy, certs, keys, self, level, mgtAllow, trusted string
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
-	fs.StringVar(&backends, "backends", "", "comma-separated backend URLs (http://host:port)")
+	fs.StringVar(&backends, "backends", "", "comma-separated backend URLs (http://host:port), or name=URL: a backend whose name is its route (Tomcat's jvmRoute, for -sticky learn)")
 	fs.StringVar(&sticky, "sticky", "learn", "stickiness: learn (JSESSIONID), insert (own cookie) or off")
 	fs.StringVar(&policy, "policy", "round_robin", "policy: round_robin, least_conn or p2c")
 	fs.StringVar(&o.pool, "pool", "default", "pool name")
@@ -296,10 +296,17 @@ func (o options) config(logger *slog.Logger) (balancer.Config, []balancer.Backen
 	}
 	var bes []balancer.Backend
 	for i, u := range o.backends {
+		be := balancer.Backend{ID: "b" + strconv.Itoa(i+1)}
+		// "node-a=http://…": a named backend whose name is its route
+		// (Tomcat's jvmRoute).
+		if name, rest, ok := strings.Cut(u, "="); ok && !strings.Contains(name, "/") {
+			be.ID, be.Route, u = name, name, rest
+		}
 		if !strings.Contains(u, "://") {
 			u = "http://" + u
 		}
-		bes = append(bes, balancer.Backend{ID: "b" + strconv.Itoa(i+1), URL: u})
+		be.URL = u
+		bes = append(bes, be)
 	}
 	return cfg, bes
 }
