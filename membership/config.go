@@ -284,8 +284,8 @@ func (e *ConfigError) Error() string {
 // Unwrap returns Err.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// withDefaults returns a copy of c with zero fields set to their documented
-// meaning, or the first invalid field.
+// withDefaults returns a copy of c with zero fields set from DefaultConfig
+// (their documented meaning), or the first invalid field.
 func (c Config) withDefaults() (Config, error) {
 	bad := func(field, format string, args ...any) (Config, error) {
 		return Config{}, &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
@@ -324,18 +324,24 @@ func (c Config) withDefaults() (Config, error) {
 	c.Properties = maps.Clone(c.Properties)
 	c.WKA = append([]string(nil), c.WKA...)
 	c.SecretKey = append([]byte(nil), c.SecretKey...)
+	// Zero fields take their values from DefaultConfig, where each default
+	// is written once.
+	def := DefaultConfig(c.Domain)
+	if c.BindAddr == "" {
+		c.BindAddr = def.BindAddr
+	}
 	if c.Timing.isZero() {
-		c.Timing = LANTiming()
+		c.Timing = def.Timing
 	}
 	if err := c.Timing.validate(); err != nil {
 		return bad("Timing", "%v", err)
 	}
 	c.Timing.SyncAfterJoin = append([]time.Duration(nil), c.Timing.SyncAfterJoin...)
 	if c.RejoinInterval == 0 {
-		c.RejoinInterval = 200 * time.Millisecond
+		c.RejoinInterval = def.RejoinInterval
 	}
 	if c.RejoinMaxInterval == 0 {
-		c.RejoinMaxInterval = 30 * time.Second
+		c.RejoinMaxInterval = def.RejoinMaxInterval
 	}
 	if c.RejoinMaxInterval < 0 {
 		return bad("RejoinMaxInterval", "%v is negative", c.RejoinMaxInterval)
@@ -344,16 +350,16 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("JoinParallel", "%d is negative", c.JoinParallel)
 	}
 	if c.JoinParallel == 0 {
-		c.JoinParallel = 8
+		c.JoinParallel = def.JoinParallel
 	}
 	if c.EventBuffer < 0 {
 		return bad("EventBuffer", "%d is negative", c.EventBuffer)
 	}
 	if c.EventBuffer == 0 {
-		c.EventBuffer = 1024
+		c.EventBuffer = def.EventBuffer
 	}
 	if c.ForeignLogInterval == 0 {
-		c.ForeignLogInterval = 10 * time.Second
+		c.ForeignLogInterval = def.ForeignLogInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -1,0 +1,107 @@
+package membership
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// delegate receives memberlist's callbacks for a node.
+type delegate struct{ n *Node }
+
+// NodeMeta returns the encoded domain, sub-domain and properties, which
+// SetProperties keeps within the limit.
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.n.mu.Lock()
+	defer d.n.mu.Unlock()
+	return d.n.meta
+}
+
+// NotifyMsg records leave notices.
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) < 2 || b[0] != leaveNotice {
+		return
+	}
+	d.n.mu.Lock()
+	defer d.n.mu.Unlock()
+	if d.n.leaving == nil {
+		d.n.leaving = make(map[string]bool)
+	}
+	if len(d.n.leaving) < 4096 { // bounded: entries go at the member's leave or return
+		d.n.leaving[string(b[1:])] = true
+	}
+}
+
+// noticed reports and forgets whether name sent a leave notice.
+func (n *Node) noticed(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ok := n.leaving[name]
+	delete(n.leaving, name)
+	return ok
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// check refuses a member that does not advertise this node's domain.
+func (d *delegate) check(p *memberlist.Node) error {
+	if metaDomainIs(p.Meta, d.n.cfg.Domain) {
+		return nil
+	}
+	md, err := decodeMeta(p.Meta)
+	if err != nil {
+		return fmt.Errorf("membership: member %s: %w", p.Name, err)
+	}
+	return fmt.Errorf("membership: member %s is in domain %q, not %q", p.Name, md.Domain, d.n.cfg.Domain)
+}
+
+// NotifyAlive refuses members of another domain.
+func (d *delegate) NotifyAlive(p *memberlist.Node) error { return d.check(p) }
+
+// NotifyMerge refuses to join a cluster that holds a member of another
+// domain.
+func (d *delegate) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if err := d.check(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *delegate) NotifyJoin(p *memberlist.Node) {
+	d.n.noticed(p.Name) // a member back after leaving starts afresh
+	if m, _, ok := memberOf(p, StateAlive); ok && m.Domain == d.n.cfg.Domain {
+		d.n.hub.publish(Event{Type: Joined, Member: m})
+	}
+}
+
+// NotifyUpdate publishes Updated, except for the update that announces a
+// Leave: the Left event follows.
+func (d *delegate) NotifyUpdate(p *memberlist.Node) {
+	if m, md, ok := memberOf(p, StateAlive); ok && m.Domain == d.n.cfg.Domain && !md.Leaving {
+		d.n.hub.publish(Event{Type: Updated, Member: m})
+	}
+}
+
+// NotifyLeave publishes Left when the member announced its departure,
+// Failed otherwise. A departure is known from any of three signs: the
+// member's leave notice, the Leaving flag of its last metadata, or
+// memberlist's state Left, which it sets when the dead message came from
+// the member itself (its leave message, directly, by gossip or in a
+// push-pull).
+func (d *delegate) NotifyLeave(p *memberlist.Node) {
+	if m, md, ok := memberOf(p, StateFailed); ok && m.Domain == d.n.cfg.Domain {
+		e := Event{Type: Failed, Member: m}
+		if d.n.noticed(p.Name) || md.Leaving || p.State == memberlist.StateLeft {
+			e.Type, e.Member.State = Left, StateLeft
+		}
+		d.n.hub.publish(e)
+	}
+	select {
+	case d.n.wake <- struct{}{}:
+	default:
+	}
+}

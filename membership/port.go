@@ -1,0 +1,96 @@
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-sockaddr/template"
+	"github.com/hashicorp/memberlist"
+)
+
+// parseAddrOrTemplate parses an IP address or a go-sockaddr template that
+// yields one.
+func parseAddrOrTemplate(field, s string) (netip.Addr, error) {
+	expr := s
+	if strings.Contains(s, "{{") {
+		out, err := template.Parse(s)
+		if err != nil {
+			return netip.Addr{}, &ConfigError{Field: field, Err: fmt.Errorf("template %q: %w", expr, err)}
+		}
+		f := strings.Fields(out)
+		if len(f) == 0 {
+			return netip.Addr{}, &ConfigError{Field: field, Err: fmt.Errorf("template %q yields no address", expr)}
+		}
+		s = f[0]
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, &ConfigError{Field: field, Err: fmt.Errorf("%q is not an IP address or a go-sockaddr template", expr)}
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, &ConfigError{Field: field, Err: fmt.Errorf("zoned address %q is not supported", expr)}
+	}
+	return a.Unmap(), nil
+}
+
+// listen opens the transport on the first free port of
+// Port…Port+PortRetries and returns it with the port used.
+func (n *Node) listen(ip netip.Addr, logger *log.Logger) (*countingTransport, int, error) {
+	first, last := n.cfg.Port, n.cfg.Port+n.cfg.PortRetries
+	var err error
+	for port := first; port <= last; port++ {
+		var tr memberlist.NodeAwareTransport
+		used := port
+		if n.cfg.Transport != nil {
+			tr, err = n.cfg.Transport(netip.AddrPortFrom(ip, uint16(port)))
+		} else {
+			var nt *memberlist.NetTransport
+			nt, err = openNet(ip, port, logger)
+			if err == nil {
+				tr, used = nt, nt.GetAutoBindPort()
+			}
+		}
+		if err == nil {
+			if port != first {
+				n.log.Info("membership: port taken, using the next free one", "port", first, "used", used)
+			}
+			return &countingTransport{NodeAwareTransport: tr}, used, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	if first != last {
+		return nil, 0, fmt.Errorf("membership: listen on %v ports %d to %d: %w", ip, first, last, err)
+	}
+	return nil, 0, fmt.Errorf("membership: listen on %v: %w", netip.AddrPortFrom(ip, uint16(first)), err)
+}
+
+// openNet opens memberlist's UDP and TCP transport. memberlist does not wrap
+// the cause of a failed listen, so a fixed port is first tried here, where
+// EADDRINUSE can be recognised.
+func openNet(ip netip.Addr, port int, logger *log.Logger) (*memberlist.NetTransport, error) {
+	if port != 0 {
+		ap := netip.AddrPortFrom(ip, uint16(port))
+		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(ap))
+		if err != nil {
+			return nil, err
+		}
+		ul, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		tl.Close()
+		if err != nil {
+			return nil, err
+		}
+		ul.Close()
+	}
+	return memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{ip.String()},
+		BindPort:  port,
+		Logger:    logger,
+	})
+}
