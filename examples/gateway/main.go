@@ -25,8 +25,9 @@
 // fronting load balancer and the status page is at -status-path. SIGHUP
 // re-reads loadbalancer.conf, the static pools, the certificate files and
 // axis2.xml's well-known members and properties without dropping a
-// connection (a file that does not parse is refused and the running
-// configuration kept). SIGTERM drains: /healthz turns 503 for
+// connection (a file that does not parse, or a loadbalancer.conf whose
+// blocks are not all closed, as an editor's half-saved file, is refused
+// with its position and the running configuration kept). SIGTERM drains: /healthz turns 503 for
 // -drain, then the gateway leaves the cluster and finishes the requests in
 // flight. -sticky, -sticky-key-file, -mgt-allow, -trusted-proxies and
 // -cluster-key-file set the services' stickiness and its cookie key, the

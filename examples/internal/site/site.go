@@ -30,7 +30,9 @@ type CertFile struct {
 // Config names a site's files and settings.
 type Config struct {
 	// LBConf is the loadbalancer.conf path: its services' domains become
-	// balancer services (see wire.Services). Required.
+	// balancer services (see wire.Services). Required. It is read strictly
+	// (carbonconf.LoadLBConfStrict): blocks left open at end of file are an
+	// error, at Start and at Reload.
 	LBConf string
 	// Axis2 is an axis2.xml whose clustering section makes the balancer a
 	// cluster member whose pools follow the members (the ELB's own
@@ -93,14 +95,13 @@ type Site struct {
 	clusterKey []byte             // read at Start
 }
 
-// load reads loadbalancer.conf and the static backends.
+// load reads loadbalancer.conf and the static backends. loadbalancer.conf is
+// read strictly: a file whose blocks are not all closed, such as one caught
+// half saved by an editor, is refused rather than applied in part.
 func (c Config) load() (balancer.Config, map[string][]balancer.Backend, error) {
-	lbc, err := carbonconf.LoadLBConf(c.LBConf)
+	lbc, err := carbonconf.LoadLBConfStrict(c.LBConf)
 	if err != nil {
 		return balancer.Config{}, nil, err
-	}
-	for _, w := range lbc.Warnings {
-		c.Logger.Warn("loadbalancer.conf", "warning", w.Error())
 	}
 	services, err := wire.Services(lbc)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -702,4 +703,80 @@ func status(ctx context.Context, t *testing.T, client *http.Client, url, host st
 		hook(nil, resp)
 	}
 	return resp.StatusCode
+}
+
+// TestReloadRefusesUnclosedBlocks reloads a loadbalancer.conf caught half
+// saved, its last blocks still open: leniently read it would serve the
+// manager's host; the reload refuses it with the position of the first
+// open block, and the running configuration stays.
+func TestReloadRefusesUnclosedBlocks(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "loadbalancer.conf")
+	write(t, conf, lbconf(false, 600000))
+	w1, m1 := node(t, "worker-1"), node(t, "manager")
+	var logs syncBuffer
+	s, err := Start(ctx, Config{
+		LBConf: conf,
+		Static: fmt.Sprintf("wso2.esb.domain/worker=%s;wso2.esb.domain/mgt=%s", w1, m1),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	}, listenLoopback(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	url := "http://" + s.Front().Addr().String()
+	get := func(host string) int { return status(ctx, t, client, url+"/", host, nil) }
+	if got := get("mgt.esb.localhost"); got != http.StatusNotFound {
+		t.Fatalf("mgt host before the reload: %d, want 404", got)
+	}
+
+	// The new file, cut after the manager's sub_domain: services (line 5)
+	// and three blocks inside it are still open.
+	full := lbconf(true, 700000)
+	half := full[:strings.Index(full, "sub_domain mgt;")+len("sub_domain mgt;\n")]
+	if lb, err := carbonconf.ReadLBConf(strings.NewReader(half)); err != nil || len(lb.Services) != 2 {
+		t.Fatalf("the half file read leniently: %v, %v; want the two services a lenient reload would apply", lb, err)
+	}
+	write(t, conf, half)
+	err = s.Reload()
+	var pe *carbonconf.ParseError
+	if !errors.As(err, &pe) || !errors.Is(err, carbonconf.ErrUnclosedBlock) || pe.File != conf || pe.Line != 5 || pe.Col != 1 {
+		t.Fatalf("Reload = %v, want a *ParseError at %s:5:1 wrapping ErrUnclosedBlock", err, conf)
+	}
+	if !strings.Contains(err.Error(), conf+":5:1: 4 blocks are not closed") {
+		t.Errorf("Reload error %q does not say where and how many", err)
+	}
+	if got := get("mgt.esb.localhost"); got != http.StatusNotFound {
+		t.Errorf("mgt host after the refused reload: %d, want 404: the half file was applied", got)
+	}
+	if got := get("esb.localhost"); got != http.StatusOK {
+		t.Errorf("workers' host after the refused reload: %d, want 200", got)
+	}
+	if strings.Contains(logs.String(), "not closed") {
+		t.Errorf("the refused file was logged as warnings:\n%s", logs.String())
+	}
+
+	// The whole file, saved at last, is applied.
+	write(t, conf, full)
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get("mgt.esb.localhost"); got != http.StatusOK {
+		t.Errorf("mgt host after the reload of the whole file: %d, want 200", got)
+	}
+
+	// Start refuses the half file too.
+	write(t, conf, half)
+	if s2, err := Start(ctx, Config{LBConf: conf, Logger: slog.New(slog.DiscardHandler)}, listenLoopback(t), nil); !errors.Is(err, carbonconf.ErrUnclosedBlock) {
+		if s2 != nil {
+			s2.Close()
+		}
+		t.Errorf("Start with the half file = %v, want ErrUnclosedBlock", err)
+	}
 }
