@@ -39,9 +39,31 @@ func checkRead(t *testing.T, in []byte, read func([]byte) ([]byte, error)) {
 	}
 }
 
+// hostileSeeds are the shapes of issue 12 as seeds: nested to the depth
+// bound and one past it, many attributes, a long line, and text XML
+// refuses.
+func hostileSeeds(f *testing.F) {
+	for _, b := range [][]byte{
+		nested(MaxDepth - 1), nested(MaxDepth), deepAxis2(20_000, 500),
+		wideAxis2(2_000), longLineAxis2(20_000),
+	} {
+		f.Add(b)
+	}
+	for _, s := range []string{
+		"<axisconfig><clustering><parameter name='domain'>wso2.\xff\xfe(domain</parameter></clustering></axisconfig>",
+		"<axisconfig><clustering><parameter name='domain'>&lol9;</parameter></clustering></axisconfig>",
+		"<axisconfig><clustering><parameter name='domain'>&#0;</parameter></clustering></axisconfig>",
+		"<?xml version='1.0' encoding='windows-1252'?><axisconfig a='\x80\x81'/>",
+		"<!DOCTYPE axisconfig [<!ENTITY d 'x'>]><axisconfig a='&d;'/>",
+	} {
+		f.Add([]byte(s))
+	}
+}
+
 func FuzzReadAxis2(f *testing.F) {
 	addSeeds(f, "axis2", "<axisconfig><clustering enable='true'><members><member><hostName>a</hostName><port>1</port></member></members></clustering></axisconfig>",
 		"<?xml version='1.0' encoding='ISO-8859-1'?><axisconfig>\xe9</axisconfig>")
+	hostileSeeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRead(t, in, func(b []byte) ([]byte, error) {
 			a, err := ReadAxis2(bytes.NewReader(b))
@@ -62,6 +84,8 @@ func FuzzReadAxis2(f *testing.F) {
 func FuzzReadCarbon(f *testing.F) {
 	addSeeds(f, "carbon", "<Server xmlns='x'><!--HostName>a</HostName--><Ports><Offset>X</Offset></Ports></Server>",
 		"<Server>\r\n<HostName/>\r\n</Server>")
+	f.Add([]byte("<Server><Ports>" + strings.Repeat("<a>", MaxDepth) + strings.Repeat("</a>", MaxDepth) + "</Ports></Server>"))
+	f.Add([]byte("<Server><HostName" + attrs(2_000) + ">h</HostName></Server>"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRead(t, in, func(b []byte) ([]byte, error) {
 			c, err := ReadCarbon(bytes.NewReader(b))
@@ -82,6 +106,8 @@ func FuzzReadCarbon(f *testing.F) {
 
 func FuzzReadCatalina(f *testing.F) {
 	addSeeds(f, "catalina", "<Server><Service><Connector port='1' proxyPort='P'/></Service></Server>")
+	f.Add([]byte("<Server><Service>" + strings.Repeat("<a>", MaxDepth) + strings.Repeat("</a>", MaxDepth) + "</Service></Server>"))
+	f.Add([]byte("<Server><Service><Connector" + attrs(2_000) + "/></Service></Server>"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRead(t, in, func(b []byte) ([]byte, error) {
 			c, err := ReadCatalina(bytes.NewReader(b))
@@ -97,11 +123,23 @@ func FuzzReadCatalina(f *testing.F) {
 
 func FuzzReadLBConf(f *testing.F) {
 	addSeeds(f, "loadbalancer", "a { b: c; d { e f, g; } ", "x { y z; } # end", "}")
+	f.Add(openLBConf(10_000))
+	f.Add(wideLBConf(20_000))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRead(t, in, func(b []byte) ([]byte, error) {
 			c, err := ReadLBConf(bytes.NewReader(b))
 			if err != nil {
 				return nil, err
+			}
+			// At most one warning, which the strict read returns.
+			_, serr := ReadLBConfStrict(bytes.NewReader(b))
+			switch {
+			case len(c.Warnings) > 1:
+				t.Fatalf("%d warnings, want at most one", len(c.Warnings))
+			case len(c.Warnings) == 1 && (serr != c.Warnings[0] && serr.Error() != c.Warnings[0].Error() || !errors.Is(serr, ErrUnclosedBlock)):
+				t.Fatalf("strict read: %v, want the warning %v", serr, c.Warnings[0])
+			case len(c.Warnings) == 0 && serr != nil:
+				t.Fatalf("strict read of a file without warnings: %v", serr)
 			}
 			Lint(nil, c)
 			return c.Bytes(), nil

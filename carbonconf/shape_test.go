@@ -55,8 +55,12 @@ func nested(depth int) []byte {
 // wideAxis2 returns an axis2.xml whose <clustering> element has n
 // attributes, one in ten a password.
 func wideAxis2(n int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`<axisconfig><clustering class="x" enable="true"`)
+	return []byte(`<axisconfig><clustering class="x" enable="true"` + attrs(n) + "/></axisconfig>\n")
+}
+
+// attrs returns n attributes, one in ten a password.
+func attrs(n int) string {
+	var b strings.Builder
 	for i := range n {
 		if i%10 == 0 {
 			fmt.Fprintf(&b, ` k%dPassword="v"`, i)
@@ -64,8 +68,7 @@ func wideAxis2(n int) []byte {
 			fmt.Fprintf(&b, ` a%d="v"`, i)
 		}
 	}
-	b.WriteString("/></axisconfig>\n")
-	return b.Bytes()
+	return b.String()
 }
 
 // wideSize returns wideAxis2 of about size bytes.
