@@ -9,8 +9,12 @@
 // lint prints one finding per line as file:line:col: code: message and
 // exits 1 when any finding is an error. show prints the model of one file
 // as JSON. setup prints the unified diff that applies the clustering
-// procedure for the role, and applies it with --write. ports prints the
-// default port table shifted by an offset.
+// procedure for the role, and applies it with --write: to all of the node's
+// files or, when one cannot be written, to none (carbonconf.Node.Save),
+// each keeping its owner and mode and a symbolic link its target. A file
+// that does not read (malformed XML, bytes outside its encoding, an
+// undefined entity, a character XML forbids) is an error naming
+// file:line:col. ports prints the default port table shifted by an offset.
 package main
 
 import (

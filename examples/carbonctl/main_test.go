@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 const testdata = "../../carbonconf/testdata"
@@ -209,4 +212,29 @@ func equalMaps(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// setup --write with catalina-server.xml immutable (chattr +i, which stops
+// root too) fails and leaves every file of the node as it was: axis2.xml and
+// carbon.xml are not written without it.
+func TestSetupWriteAllOrNothing(t *testing.T) {
+	h := esbHome(t)
+	cat := filepath.Join(h, "repository/conf/tomcat/catalina-server.xml")
+	if out, err := exec.Command("chattr", "+i", cat).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", cat).Run() })
+	before := snapshot(t, h)
+	code, out, errs := runCmd(t, "setup", "--role", "manager", "--domain", "wso2.esb.domain", "--member-host", "10.0.0.1", "--member-port", "4100",
+		"--wka", "10.0.0.2:4200,10.0.0.3:4300", "--hostname", "esb.wso2.com", "--mgt-hostname", "mgt.esb.wso2.com",
+		"--http-proxy-port", "8280", "--https-proxy-port", "8243", "--write", h)
+	if code == 0 {
+		t.Fatalf("setup --write succeeded with catalina-server.xml immutable:\n%s", errs)
+	}
+	if !strings.Contains(out, "catalina-server.xml") || !strings.Contains(errs, cat) {
+		t.Errorf("want the diff to change catalina-server.xml and the error to name it; stdout:\n%s\nstderr:\n%s", out, errs)
+	}
+	if diff := cmp.Diff(before, snapshot(t, h)); diff != "" {
+		t.Errorf("files changed by a failed setup --write (-before +after):\n%s", diff)
+	}
 }
