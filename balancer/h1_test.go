@@ -105,7 +105,7 @@ func TestH1KeepAlive(t *testing.T) {
 		t.Errorf("%d backend connections for 8 sequential requests, want 1", n)
 	}
 	// The connection is in the balancer's own pool, not net/http's.
-	if idle := idleConns(lb, connKey{addr: srv.Listener.Addr().String()}); idle != 1 {
+	if idle := idleConns(lb, connKey{addr: srv.Listener.Addr().String()}); useH1 && idle != 1 {
 		t.Errorf("%d idle connections in the pool, want 1", idle)
 	}
 }
@@ -290,9 +290,13 @@ func TestH1BadResponses(t *testing.T) {
 		{"no status line then close", "", true, http.StatusBadGateway, ""},
 		{"HTTP/1.0 body until close", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it\n", true, http.StatusOK, "all of it\n"},
 		{"header over 1 MiB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", maxResponseHeader+1) + "\r\n\r\n", true, http.StatusBadGateway, ""},
-		{"informational headers over 1 MiB", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: "+strings.Repeat("l", 1000)+"\r\n\r\n", 1100) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, http.StatusBadGateway, ""},
+		{"informational headers over 1 MiB", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: "+strings.Repeat("l", 300<<10)+"\r\n\r\n", 4) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, http.StatusBadGateway, ""},
+		{"informational flood", strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", max1xxResponses+1) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, http.StatusBadGateway, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if strings.Contains(tc.name, "1 MiB") || strings.Contains(tc.name, "flood") {
+				skipStdClient(t) // net/http's Transport allows 10 MB of header and bounds 1xx responses by their size
+			}
 			cfg := testConfig(StickyOff)
 			cfg.Services[0].Retry.Attempts = 1
 			lb := mustNew(t, cfg)
@@ -342,7 +346,7 @@ func TestH1HTTPSBackend(t *testing.T) {
 	if n := srv.conns.Load(); n != 1 {
 		t.Errorf("%d backend connections for 3 requests, want 1", n)
 	}
-	if idle := idleConns(lb, connKey{tls: true, addr: srv.Listener.Addr().String()}); idle != 1 {
+	if idle := idleConns(lb, connKey{tls: true, addr: srv.Listener.Addr().String()}); useH1 && idle != 1 {
 		t.Errorf("%d idle TLS connections in the balancer's pool, want 1", idle)
 	}
 
