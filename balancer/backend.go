@@ -65,6 +65,7 @@ type backend struct {
 	active   atomic.Int64
 	requests atomic.Uint64
 	failures atomic.Uint64
+	codes    statusClasses // responses by status class
 	lat      latency
 
 	maxConns atomic.Int64 // Backend.MaxConns; 0: the service's

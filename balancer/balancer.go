@@ -37,7 +37,8 @@ type Balancer struct {
 	table    *sessionTable // the built-in store, nil when Config.Sessions is set
 	key      []byte
 	logger   atomic.Pointer[slog.Logger]
-	custom   http.RoundTripper // Config.Transport
+	access   atomic.Pointer[slog.Logger] // Config.AccessLog, or nil
+	custom   http.RoundTripper           // Config.Transport
 	probeRT  http.RoundTripper
 	bufs     sync.Pool
 
@@ -77,7 +78,7 @@ func New(cfg Config) (*Balancer, error) {
 		upgrades: map[io.Closer]struct{}{},
 		custom:   c.Transport,
 	}
-	b.setLogger(c.Logger)
+	b.setLogger(c.Logger, c.AccessLog)
 	b.key = c.StickyKey
 	if b.key == nil {
 		b.key = make([]byte, 32)
@@ -231,7 +232,7 @@ func (b *Balancer) Update(cfg Config) error {
 			}
 		}
 	}
-	b.setLogger(c.Logger)
+	b.setLogger(c.Logger, c.AccessLog)
 	b.cfg = c
 	b.publish()
 	return nil
@@ -266,7 +267,8 @@ func fixedAtNew(next, cur Config) error {
 	return errors.Join(errs...)
 }
 
-func (b *Balancer) setLogger(l *slog.Logger) {
+func (b *Balancer) setLogger(l, access *slog.Logger) {
+	b.access.Store(access)
 	if l == nil {
 		l = slog.Default()
 	}
@@ -301,7 +303,7 @@ func (b *Balancer) publish() {
 			ss = &serviceStats{}
 			b.svcStats[sc.Name] = ss
 		}
-		s := &service{Service: sc, stat: ss, idx: i, sel: sc.Policy.selector()}
+		s := &service{Service: sc, stat: ss, idx: i}
 		st.transports = append(st.transports, b.transport(sc.Timeouts))
 		s.tenants, _ = parseTenantRange(sc.TenantRange)
 		s.setCookieKV, s.cookieAttrs = cookieParts(sc.Sticky.Insert)

@@ -91,7 +91,7 @@ func testConfig(mode StickyMode) Config {
 
 // newFront starts lb behind an httptest server and returns it and a
 // keep-alive client that does not follow redirects or keep cookies.
-func newFront(t testing.TB, lb *Balancer) (*httptest.Server, *http.Client) {
+func newFront(t testing.TB, lb http.Handler) (*httptest.Server, *http.Client) {
 	t.Helper()
 	front := httptest.NewServer(lb)
 	t.Cleanup(front.Close)

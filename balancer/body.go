@@ -24,7 +24,7 @@ type reqBody struct {
 	ctl     *http.ResponseController // sets the client connection's read deadline; nil: no timeout
 	timeout time.Duration            // Service.ClientBodyTimeout
 	next    time.Time                // when the read deadline must next be moved; zero: none set
-	n       int64
+	n       atomic.Int64             // bytes read
 	limit   int64
 	read    atomic.Bool
 	fault   atomic.Pointer[error] // what went wrong on the client's side
@@ -44,8 +44,7 @@ func (b *reqBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.rc.Read(p)
-	b.n += int64(n)
-	if b.limit > 0 && b.n > b.limit {
+	if total := b.n.Add(int64(n)); b.limit > 0 && total > b.limit {
 		err = errBodyLimit
 	}
 	switch err {
@@ -93,16 +92,16 @@ var reqBufs = sync.Pool{New: func() any { b := make([]byte, maxBufferedBody); re
 // handler is aborted, as net/http provides) and an access-log record with
 // status 499. No backend is blamed; be, if not nil, is the backend the
 // request was being sent to.
-func (b *Balancer) clientFault(w http.ResponseWriter, r *http.Request, s *service, be *backend, err error, start time.Time) {
+func (b *Balancer) clientFault(w http.ResponseWriter, t *txn, be *backend, err error) {
 	code := clientStatus(err)
 	if code == 499 {
-		b.logAccess(r, s, be, 499, stickyNone, start, err)
+		b.logAccess(t, be, 499, stickyNone, err)
 		panic(http.ErrAbortHandler)
 	}
-	if r.ProtoMajor == 1 {
+	if t.r.ProtoMajor == 1 {
 		w.Header()["Connection"] = valClose // the rest of the body is not read
 	}
-	b.fail(w, r, s, code, http.StatusText(code)+"\n", start)
+	b.fail(w, t, code, http.StatusText(code)+"\n")
 }
 
 // clientStatus maps an error reading the client's request body to the

@@ -268,6 +268,13 @@ type Config struct {
 	// backend speaking HTTP/2 on that connection would no longer be seen
 	// by the balancer (h2c smuggling).
 	Upgrades []string
+	// AccessLog receives one record per request at Info: client, host,
+	// method, path, status, bytes_in, bytes_out, duration, service,
+	// backend, sticky, retries and request_id (the request's
+	// X-Request-ID, or a new random one, which is then also sent to the
+	// backend), and err when a try failed. Nil turns it off. Give it a
+	// slog.JSONHandler for JSON lines.
+	AccessLog *slog.Logger
 	// Logger receives health changes at Info and Warn and, at Debug, one
 	// access-log record per request (service, backend, status, duration,
 	// sticky outcome). Nil means slog.Default().

@@ -99,17 +99,6 @@ var (
 	_ selector = powerOfTwo{}
 )
 
-// selector returns the implementation of p.
-func (p Policy) selector() selector {
-	switch p {
-	case LeastConn:
-		return leastConn{}
-	case PowerOfTwo:
-		return powerOfTwo{}
-	}
-	return roundRobin{}
-}
-
 func (s *service) choose(p *pool, now int64, tried []*backend, anyway bool) *backend {
 	f := filter{s: s, now: now, tried: tried, anyway: anyway}
 	switch len(p.backends) {
@@ -121,7 +110,16 @@ func (s *service) choose(p *pool, now int64, tried []*backend, anyway bool) *bac
 		}
 		return nil
 	}
-	return s.sel.choose(p, f, s.Health.SlowStart)
+	// A switch rather than a call through the selector interface: passed
+	// to an interface method, f's tried slice would escape and cost an
+	// allocation per request.
+	switch s.Policy {
+	case LeastConn:
+		return leastConn{}.choose(p, f, s.Health.SlowStart)
+	case PowerOfTwo:
+		return powerOfTwo{}.choose(p, f, s.Health.SlowStart)
+	}
+	return roundRobin{}.choose(p, f, s.Health.SlowStart)
 }
 
 // roundRobin is smooth weighted round robin (nginx's): each pick adds every

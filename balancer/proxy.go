@@ -35,6 +35,10 @@ type outRequest struct {
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := b.state.Load()
 	start := time.Now()
+	t := txn{r: r, start: start}
+	if b.access.Load() != nil {
+		t.reqID = requestID(r)
+	}
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// net/http's server removes a Content-Length sent with
 		// Transfer-Encoding before the handler sees it, so every chunked
@@ -48,9 +52,10 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant, known := st.tenants.Tenant(host, r.URL.Path)
 	s := st.router.route(host, tenant, known)
 	if s == nil {
-		b.fail(w, r, nil, http.StatusNotFound, "no service for this host\n", start)
+		b.fail(w, &t, http.StatusNotFound, "no service for this host\n")
 		return
 	}
+	t.s = s
 	s.stat.requests.Add(1)
 	s.stat.active.Add(1)
 	defer s.stat.active.Add(-1)
@@ -62,7 +67,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			client = clientAddr(peer, r.Header["X-Forwarded-For"], r.Header["Forwarded"], st.trusted)
 		}
 		if !s.allowed(client) {
-			b.fail(w, r, s, http.StatusForbidden, "forbidden\n", start)
+			b.fail(w, &t, http.StatusForbidden, "forbidden\n")
 			return
 		}
 	}
@@ -70,16 +75,16 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 1 {
 			w.Header()["Connection"] = valClose // the body is not read
 		}
-		b.fail(w, r, s, http.StatusRequestEntityTooLarge, "request body too large\n", start)
+		b.fail(w, &t, http.StatusRequestEntityTooLarge, "request body too large\n")
 		return
 	}
 	if b.closedState() {
-		b.fail(w, r, s, http.StatusServiceUnavailable, "balancer closed\n", start)
+		b.fail(w, &t, http.StatusServiceUnavailable, "balancer closed\n")
 		return
 	}
 	p := st.pools[s.Pool]
 	if p == nil {
-		b.fail(w, r, s, http.StatusServiceUnavailable, "no backend available\n", start)
+		b.fail(w, &t, http.StatusServiceUnavailable, "no backend available\n")
 		return
 	}
 
@@ -107,11 +112,12 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &reqBody{rc: r.Body, limit: s.MaxBodyBytes, timeout: s.ClientBodyTimeout, ctl: http.NewResponseController(w)}
 		outBody = body
+		t.body = body
 		if r.ContentLength > 0 && r.ContentLength <= maxBufferedBody && upgrade == "" {
 			bp := reqBufs.Get().(*[]byte)
 			defer reqBufs.Put(bp)
 			if _, err := io.ReadFull(body, (*bp)[:r.ContentLength]); err != nil {
-				b.clientFault(w, r, s, nil, err, start)
+				b.clientFault(w, &t, nil, err)
 				return
 			}
 			buffered = (*bp)[:r.ContentLength]
@@ -145,9 +151,9 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				var err error
 				if d, err = b.await(r.Context(), s, sid, token, tried); err != nil {
 					if err != errQueueTimeout && err != errQueueFull {
-						b.clientFault(w, r, s, nil, err, start) // the client went away
+						b.clientFault(w, &t, nil, err) // the client went away
 					}
-					b.fail(w, r, s, http.StatusServiceUnavailable, err.Error()+"\n", start)
+					b.fail(w, &t, http.StatusServiceUnavailable, err.Error()+"\n")
 					return
 				}
 			}
@@ -155,15 +161,16 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		be := d.backend
 		if be == nil {
 			if lastErr != nil {
-				b.fail(w, r, s, errStatus(lastErr), http.StatusText(errStatus(lastErr))+"\n", start)
+				b.fail(w, &t, errStatus(lastErr), http.StatusText(errStatus(lastErr))+"\n")
 			} else {
-				b.fail(w, r, s, http.StatusServiceUnavailable, "no backend available\n", start)
+				b.fail(w, &t, http.StatusServiceUnavailable, "no backend available\n")
 			}
 			return
 		}
 		held = d
 		if len(tried) > 0 {
 			s.stat.retries.Add(1)
+			t.retries++
 		}
 		o := &outRequest{}
 		o.req = *r
@@ -186,7 +193,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			if cerr := body.clientErr(); cerr != nil || r.Context().Err() != nil {
 				// The client broke its side: no backend is to blame.
-				b.clientFault(w, r, s, be, cerr, start)
+				b.clientFault(w, &t, be, cerr)
 				return
 			}
 			now = time.Now()
@@ -198,7 +205,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if retryable(err, r.Method, body == nil || buffered != nil || !body.read.Load()) && budget.next(now.UnixNano()) {
 				continue
 			}
-			b.fail(w, r, s, errStatus(err), http.StatusText(errStatus(err))+"\n", start)
+			b.fail(w, &t, errStatus(err), http.StatusText(errStatus(err))+"\n")
 			b.log().LogAttrs(r.Context(), slog.LevelDebug, "balancer: backend error",
 				slog.String("service", s.Name), slog.String("backend", be.id), slog.String("err", err.Error()))
 			return
@@ -233,10 +240,10 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.stat.repins.Add(1)
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
-			b.serveUpgrade(w, r, resp, s, be, d, start)
+			b.serveUpgrade(w, &t, resp, be, d)
 			return
 		}
-		b.copyResponse(w, r, resp, s, p, be, d, sid, body, start)
+		b.copyResponse(w, &t, resp, p, be, d, sid, body)
 		return
 	}
 }

@@ -9,46 +9,93 @@ import (
 	"time"
 )
 
+// txn is one request's account: what the access log, the status counters
+// and an Outcome say of it. It lives on ServeHTTP's stack.
+type txn struct {
+	r       *http.Request
+	s       *service // nil until a service is found
+	start   time.Time
+	retries int      // tries after the first
+	body    *reqBody // the client's request body, or nil
+	out     int64    // response body bytes written to the client
+	reqID   string   // X-Request-ID, with Config.AccessLog
+}
+
+// bytesIn returns the request body bytes read from the client so far.
+func (t *txn) bytesIn() int64 {
+	if t.body == nil {
+		return 0
+	}
+	return t.body.n.Load()
+}
+
 // fail answers a request the balancer could not forward.
-func (b *Balancer) fail(w http.ResponseWriter, r *http.Request, s *service, code int, msg string, start time.Time) {
-	if s != nil {
-		s.stat.errors.Add(1)
+func (b *Balancer) fail(w http.ResponseWriter, t *txn, code int, msg string) {
+	if t.s != nil {
+		t.s.stat.errors.Add(1)
 	}
 	h := w.Header()
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	h["X-Content-Type-Options"] = []string{"nosniff"}
 	w.WriteHeader(code)
-	io.WriteString(w, msg)
-	b.logAccess(r, s, nil, code, stickyNone, start, nil)
+	n, _ := io.WriteString(w, msg)
+	t.out += int64(n)
+	b.logAccess(t, nil, code, stickyNone, nil)
 }
 
-func (b *Balancer) logAccess(r *http.Request, s *service, be *backend, code int, out stickyOutcome, start time.Time, err error) {
+// logAccess ends the account of a request answered with code (499: the
+// client went away): the status counters, the Outcome a middleware asked
+// for, the access log (Config.AccessLog, at Info) and the debug log.
+func (b *Balancer) logAccess(t *txn, be *backend, code int, out stickyOutcome, err error) {
+	r := t.r
+	if t.s != nil {
+		t.s.stat.codes.add(code)
+	}
+	if be != nil {
+		be.codes.add(code)
+	}
 	ctx := r.Context()
-	if !b.log().Enabled(ctx, slog.LevelDebug) {
+	if o, ok := ctx.Value(outcomeKey{}).(*Outcome); ok {
+		o.fill(t, be, code, out)
+	}
+	al := b.access.Load()
+	debug := b.log().Enabled(ctx, slog.LevelDebug)
+	if al == nil && !debug {
 		return
 	}
 	svc, bid := "", ""
-	if s != nil {
-		svc = s.Name
+	if t.s != nil {
+		svc = t.s.Name
 	}
 	if be != nil {
 		bid = be.id
 	}
 	attrs := []slog.Attr{
+		slog.String("client", r.RemoteAddr), slog.String("host", r.Host),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", code), slog.Int64("bytes_in", t.bytesIn()), slog.Int64("bytes_out", t.out),
+		slog.Duration("duration", time.Since(t.start)),
 		slog.String("service", svc), slog.String("backend", bid),
-		slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", r.URL.Path),
-		slog.Int("status", code), slog.Duration("duration", time.Since(start)),
-		slog.String("sticky", out.String()), slog.String("client", r.RemoteAddr),
+		slog.String("sticky", out.String()), slog.Int("retries", t.retries),
+	}
+	if t.reqID != "" {
+		attrs = append(attrs, slog.String("request_id", t.reqID))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}
-	b.log().LogAttrs(ctx, slog.LevelDebug, "access", attrs...)
+	if al != nil {
+		al.LogAttrs(ctx, slog.LevelInfo, "access", attrs...)
+	}
+	if debug {
+		b.log().LogAttrs(ctx, slog.LevelDebug, "access", attrs...)
+	}
 }
 
 // copyResponse sends resp to the client. body is the client's streamed
 // request body, or nil.
-func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, s *service, p *pool, be *backend, d decision, sid string, body *reqBody, start time.Time) {
+func (b *Balancer) copyResponse(w http.ResponseWriter, t *txn, resp *http.Response, p *pool, be *backend, d decision, sid string, body *reqBody) {
+	r, s, start := t.r, t.s, t.start
 	defer resp.Body.Close()
 	wh := w.Header()
 	closeConn := len(wh["Connection"]) > 0 // set by ServeHTTP
@@ -107,7 +154,9 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *ht
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			m, werr := w.Write(buf[:n])
+			t.out += int64(m)
+			if werr != nil {
 				break // the client went away
 			}
 			if fl != nil {
@@ -140,24 +189,24 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, r *http.Request, resp *ht
 			be.lastErr = rerr.Error()
 			be.mu.Unlock()
 		}
-		b.logAccess(r, s, be, resp.StatusCode, d.outcome, start, rerr)
+		b.logAccess(t, be, resp.StatusCode, d.outcome, rerr)
 		panic(http.ErrAbortHandler)
 	}
-	b.logAccess(r, s, be, resp.StatusCode, d.outcome, start, nil)
+	b.logAccess(t, be, resp.StatusCode, d.outcome, nil)
 }
 
 // serveUpgrade relays a protocol switch (WebSocket) both ways.
-func (b *Balancer) serveUpgrade(w http.ResponseWriter, r *http.Request, resp *http.Response, s *service, be *backend, d decision, start time.Time) {
+func (b *Balancer) serveUpgrade(w http.ResponseWriter, t *txn, resp *http.Response, be *backend, d decision) {
 	back, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
-		b.fail(w, r, s, http.StatusBadGateway, "backend switched protocols without a connection\n", start)
+		b.fail(w, t, http.StatusBadGateway, "backend switched protocols without a connection\n")
 		return
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		back.Close()
-		b.fail(w, r, s, http.StatusInternalServerError, "cannot upgrade this connection\n", start)
+		b.fail(w, t, http.StatusInternalServerError, "cannot upgrade this connection\n")
 		return
 	}
 	if !b.trackUpgrade(conn, back) {
@@ -182,7 +231,7 @@ func (b *Balancer) serveUpgrade(w http.ResponseWriter, r *http.Request, resp *ht
 	if err := brw.Flush(); err != nil {
 		return
 	}
-	b.logAccess(r, s, be, http.StatusSwitchingProtocols, d.outcome, start, nil)
+	b.logAccess(t, be, http.StatusSwitchingProtocols, d.outcome, nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

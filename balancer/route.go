@@ -50,10 +50,9 @@ type service struct {
 	Service
 	tenants     tenantRange
 	stat        *serviceStats
-	idx         int      // position in state.services and state.transports
-	setCookieKV string   // "NAME=" prefix of the insert cookie
-	cookieAttrs string   // "; Path=/; HttpOnly..." without Secure
-	sel         selector // the Policy
+	idx         int    // position in state.services and state.transports
+	setCookieKV string // "NAME=" prefix of the insert cookie
+	cookieAttrs string // "; Path=/; HttpOnly..." without Secure
 }
 
 // router maps hosts to services.
