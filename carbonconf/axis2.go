@@ -98,7 +98,9 @@ type Parameter struct {
 	Line, Col int
 }
 
-// Setting is a leaf value found by its path below some element.
+// Setting is a leaf value found by its path below some element. Leaves
+// whose path would be longer than 1,024 bytes are not listed (see
+// docs/carbonconf.md, Limits).
 type Setting struct {
 	Path string // e.g. "KeyStore/Password"
 	Field

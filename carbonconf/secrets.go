@@ -9,7 +9,10 @@ const DefaultKeystorePassword = "wso2carbon"
 
 // Secret is a password found in a configuration file.
 type Secret struct {
-	Name  string // element path or attribute name, e.g. "KeyStore/Password", "keystorePass"
+	// Name is the attribute's name ("keystorePass"), or the element's
+	// after its parent's ("KeyStore/Password"; the element's alone below
+	// the root or under a parent name longer than 1,024 bytes).
+	Name  string
 	Value string // as written
 	// Vaulted is true when the value is resolved through Carbon Secure
 	// Vault (a secretAlias attribute or a $secret{…} value) rather than

@@ -585,6 +585,9 @@ var cp1252 = [32]rune{
 	0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
 }
 
+// xmlChars says which characters XML allows, for error messages.
+const xmlChars = "XML allows tab, line feed, carriage return and characters from U+0020 but U+FFFE and U+FFFF"
+
 // isXMLChar reports whether XML 1.0 allows r in a document (§2.2, Char).
 func isXMLChar(r rune) bool {
 	switch {
@@ -611,7 +614,7 @@ func (p *xparser) checkChars() error {
 		c := src[i]
 		if c < 0x80 {
 			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-				return p.errAt(i, "%w: expected a character XML allows, found control character %U", ErrForbiddenChar, rune(c))
+				return p.errAt(i, "%w: found control character %U; %s", ErrForbiddenChar, rune(c), xmlChars)
 			}
 			i++
 			continue
@@ -634,7 +637,7 @@ func (p *xparser) checkChars() error {
 			return p.errAt(i, "%w: expected UTF-8 (the declared or default encoding), found byte %#02x", ErrEncoding, c)
 		}
 		if !isXMLChar(r) {
-			return p.errAt(i, "%w: expected a character XML allows, found %U", ErrForbiddenChar, r)
+			return p.errAt(i, "%w: found %U; %s", ErrForbiddenChar, r, xmlChars)
 		}
 		i += n
 	}
@@ -669,7 +672,7 @@ func (p *xparser) checkRefs(start, end int) error {
 				return p.errAt(i, "expected a character reference such as \"&#65;\" or \"&#x41;\", found %q", p.src[i:i+k+1])
 			}
 			if !isXMLChar(rune(n)) {
-				return p.errAt(i, "%w: expected a character XML allows, found %q (%U)", ErrForbiddenChar, p.src[i:i+k+1], rune(n))
+				return p.errAt(i, "%w: found %q (%U); %s", ErrForbiddenChar, p.src[i:i+k+1], rune(n), xmlChars)
 			}
 		} else {
 			for _, c := range ref {
