@@ -8,7 +8,8 @@
 // replaced and the link is kept. A new file gets mode 0644.
 //
 // [WriteAll] is the transaction over several paths: it writes every
-// temporary file first, keeps a hard link to each original, renames the
+// temporary file first, keeps a hard link to each original (a copy where
+// the file system has no hard links), renames the
 // temporary files over the originals one after another, and when a rename
 // fails it renames the originals back, so that no file of the set is left
 // changed. A crash in the middle of the renames can still leave some files
@@ -214,10 +215,45 @@ func keepOriginal(p *pending) error {
 	f.Close()
 	os.Remove(name)
 	if err := os.Link(p.target, name); err != nil {
-		return fmt.Errorf("keep the original for a rollback: %w", err)
+		// A file system without hard links: keep a copy, with the
+		// original's mode and owner, instead.
+		if err := copyFile(p.target, name, p.old); err != nil {
+			return fmt.Errorf("keep the original for a rollback: %w", err)
+		}
 	}
 	p.orig = name
 	return nil
+}
+
+// copyFile copies the file src, described by fi, to the new file dst with
+// its mode and, when the process may, its owner and group.
+func copyFile(src, dst string, fi fs.FileInfo) (err error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	if _, err := f.Write(b); err != nil {
+		return err
+	}
+	if err := chown(f, fi); err != nil {
+		return err
+	}
+	if err := f.Chmod(fi.Mode().Perm()); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // rollback puts back the originals of the files already replaced.
