@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +57,8 @@ type state struct {
 	transports []http.RoundTripper // per service, by service.idx
 	pools      map[string]*pool
 	trusted    []netip.Prefix
-	serverVal  []string // X-Forwarded-Server value
+	serverVal  []string            // X-Forwarded-Server value (Config.Name); nil: the request's host
+	hostVals   map[string][]string // the services' exact hosts as header values, shared
 	forwarded  bool
 	upgrades   []string // Config.Upgrades, lower case
 	tenants    TenantResolver
@@ -175,6 +177,23 @@ func (b *Balancer) SetBackends(pool string, backends []Backend) error {
 	return nil
 }
 
+// hostVal returns host as a header value, shared for the services' own
+// hosts so that the usual request allocates nothing for it.
+func (st *state) hostVal(host string) []string {
+	if v, ok := st.hostVals[host]; ok {
+		return v
+	}
+	return []string{host}
+}
+
+// serverVal returns the X-Forwarded-Server value for Config.Name.
+func serverVal(name string) []string {
+	if name == "" {
+		return nil
+	}
+	return []string{name}
+}
+
 // queue returns the wait queue of pool. b.mu must be held.
 func (b *Balancer) queue(pool string) *waitQueue {
 	q := b.queues[pool]
@@ -287,7 +306,7 @@ func (b *Balancer) publish() {
 	st := &state{
 		pools:     make(map[string]*pool, len(b.pools)),
 		trusted:   c.TrustedProxies,
-		serverVal: []string{c.Name},
+		serverVal: serverVal(c.Name),
 		forwarded: c.Forwarded,
 		upgrades:  c.Upgrades,
 		tenants:   c.Tenants,
@@ -322,6 +341,14 @@ func (b *Balancer) publish() {
 		}
 	}
 	st.router = newRouter(st.services)
+	st.hostVals = make(map[string][]string)
+	for _, s := range st.services {
+		for _, h := range s.Hosts {
+			if !strings.HasPrefix(h, "*.") {
+				st.hostVals[h] = []string{h}
+			}
+		}
+	}
 	b.retireTransports(c.Services)
 	for name, l := range b.pools {
 		st.pools[name] = newPool(name, l, b.queue(name))

@@ -210,7 +210,11 @@ type Queue struct {
 type Config struct {
 	// Services are the virtual-host groups, in priority order.
 	Services []Service
-	// Name is the value of X-Forwarded-Server. Zero means "carbonlb".
+	// Name, when set, is sent as X-Forwarded-Server: the balancer's own
+	// name, as Apache mod_proxy sends its server name (the ha example
+	// names each instance so). Zero sends the request's host name without
+	// its port, as nginx's $host does in the seeds'
+	// "proxy_set_header X-Forwarded-Server $host".
 	Name string
 	// TrustedProxies are the peers whose X-Forwarded-For and RFC 7239
 	// Forwarded are believed and extended (the client address of an
@@ -288,7 +292,7 @@ func DefaultConfig() Config {
 	svc.Default = true
 	return Config{
 		Services:            []Service{svc},
-		Name:                "carbonlb",            // X-Forwarded-Server
+		Name:                "",                    // X-Forwarded-Server: the request's host, as nginx's $host
 		Upgrades:            []string{"websocket"}, // no h2c
 		MaxSessions:         1 << 20,               // about 50 MB of session table at most
 		MaxIdleConnsPerHost: 256,                   // enough for a saturated 2-core proxy

@@ -179,9 +179,10 @@ func splitPeer(ra string) (string, netip.Addr) {
 }
 
 // prepareHeaders rewrites r.Header in place for the backend (the handler
-// owns the request; the server no longer reads it) and returns the Upgrade
-// protocol if the request asks for one.
-func (b *Balancer) prepareHeaders(r *http.Request, st *state, peerStr string, peer netip.Addr) string {
+// owns the request; the server no longer reads it); host is the request's
+// host name as normHost gives it. It returns the Upgrade protocol if the
+// request asks for one that Config.Upgrades allows.
+func (b *Balancer) prepareHeaders(r *http.Request, st *state, host, peerStr string, peer netip.Addr) string {
 	h := r.Header
 	var upgrade string
 	if c := h["Connection"]; len(c) > 0 {
@@ -232,7 +233,11 @@ func (b *Balancer) prepareHeaders(r *http.Request, st *state, peerStr string, pe
 			h["X-Forwarded-Proto"] = valHTTP
 		}
 	}
-	h["X-Forwarded-Server"] = st.serverVal
+	if st.serverVal != nil {
+		h["X-Forwarded-Server"] = st.serverVal
+	} else {
+		h["X-Forwarded-Server"] = st.hostVal(host) // nginx's $host
+	}
 	if !trusted {
 		delete(h, "Forwarded") // a client's own claim, as X-Forwarded-For above
 	}

@@ -96,7 +96,7 @@ func TestForwardedIPv6(t *testing.T) {
 	r := httptest.NewRequest("GET", "http://[2001:db8::1]:8443/", nil)
 	r.RemoteAddr = "[2001:db8::7]:50000"
 	peerStr, peer := splitPeer(r.RemoteAddr)
-	lb.prepareHeaders(r, lb.state.Load(), peerStr, peer)
+	lb.prepareHeaders(r, lb.state.Load(), normHost(r.Host), peerStr, peer)
 	for k, want := range map[string]string{
 		"X-Forwarded-For": "2001:db8::7",
 		"Forwarded":       `for="[2001:db8::7]";host="[2001:db8::1]:8443";proto=http`,
@@ -104,5 +104,34 @@ func TestForwardedIPv6(t *testing.T) {
 		if got := r.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
+	}
+}
+
+// TestForwardedServerHost: X-Forwarded-Server is the request's host name
+// without its port by default (nginx's $host in seed 000's
+// "proxy_set_header X-Forwarded-Server $host"), or Config.Name when set.
+func TestForwardedServerHost(t *testing.T) {
+	n := newCarbonNode(t, "n")
+	for _, tc := range []struct {
+		name, cfgName, host, want string
+	}{
+		{"service host", "", "esb.example.com", "esb.example.com"},
+		{"with port and upper case", "", "ESB.Example.com:8243", "esb.example.com"},
+		{"address", "", "127.0.0.1:8280", "127.0.0.1"},
+		{"IPv6 address", "", "[::1]:8280", "[::1]"},
+		{"the balancer's name", "elb01", "esb.example.com", "elb01"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(StickyOff)
+			cfg.Services[0].Hosts = []string{"esb.example.com"}
+			cfg.Name = tc.cfgName
+			lb := mustNew(t, cfg)
+			lb.SetBackends("p", []Backend{n.backend()})
+			front, c := newFront(t, lb)
+			get(t, c, front.URL+"/", tc.host)
+			if got := n.header().Get("X-Forwarded-Server"); got != tc.want {
+				t.Errorf("X-Forwarded-Server = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -99,7 +99,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		token = sessionFromCookies(r.Header["Cookie"], s.Sticky.Insert.Name)
 	}
 
-	upgrade := b.prepareHeaders(r, st, peerStr, peer)
+	upgrade := b.prepareHeaders(r, st, host, peerStr, peer)
 
 	// A small body of known length is read whole before a backend is
 	// chosen, as nginx's proxy_request_buffering does: a slow or broken

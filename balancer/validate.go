@@ -38,9 +38,6 @@ func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
 func (c Config) normalize() (Config, error) {
 	out := c
 	dc := DefaultConfig()
-	if out.Name == "" {
-		out.Name = dc.Name
-	}
 	if out.MaxSessions < 0 {
 		return out, &ConfigError{Field: "MaxSessions", Err: errors.New("negative")}
 	}
