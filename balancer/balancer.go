@@ -57,8 +57,9 @@ type state struct {
 	transports []http.RoundTripper // per service, by service.idx
 	pools      map[string]*pool
 	trusted    []netip.Prefix
-	serverVal  []string            // X-Forwarded-Server value (Config.Name); nil: the request's host
-	hostVals   map[string][]string // the services' exact hosts as header values, shared
+	serverVal  []string                 // X-Forwarded-Server value (Config.Name); nil: the request's host
+	hostVals   map[string][]string      // the services' exact hosts as header values, shared
+	lastHost   atomic.Pointer[[]string] // the last other host made a header value, shared
 	forwarded  bool
 	upgrades   []string // Config.Upgrades, lower case
 	tenants    TenantResolver
@@ -183,7 +184,12 @@ func (st *state) hostVal(host string) []string {
 	if v, ok := st.hostVals[host]; ok {
 		return v
 	}
-	return []string{host}
+	if v := st.lastHost.Load(); v != nil && (*v)[0] == host {
+		return *v // the usual case of a default service reached by one name
+	}
+	v := []string{host}
+	st.lastHost.Store(&v)
+	return v
 }
 
 // serverVal returns the X-Forwarded-Server value for Config.Name.
