@@ -8,7 +8,7 @@
 //     member advertises a domain, a sub-domain (worker or mgt) and a few
 //     properties such as its HTTP and HTTPS ports.
 //   - [github.com/carbonlb/carbonlb/balancer] is a sticky, service-aware HTTP
-//     and HTTPS load balancer: an [net/http.Handler] that sends the management
+//     and HTTPS load balancer: a [net/http.Handler] that sends the management
 //     host to the manager pool and the service hosts to the worker pool, keeps
 //     each JSESSIONID on one backend, and hides failed backends from users.
 //   - [github.com/carbonlb/carbonlb/carbonconf] reads, edits without losing a

@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -40,9 +41,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/carbonconf"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
-	"github.com/carbonlb/carbonlb/examples/internal/wire"
+	"github.com/carbonlb/carbonlb/hosts"
 	"github.com/carbonlb/carbonlb/membership"
 )
 
@@ -102,8 +104,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 // memberConfig builds the node's membership configuration from the product
-// home, when given, and the flags.
-func (o options) memberConfig(logger *slog.Logger) (membership.Config, error) {
+// home, when given, and the flags. Well-known members given by host name
+// resolve through r.
+func (o options) memberConfig(logger *slog.Logger, r *hosts.Resolver) (membership.Config, error) {
 	cfg := membership.DefaultConfig(o.domain)
 	if o.home != "" {
 		n, err := carbonconf.LoadNode(o.home)
@@ -115,7 +118,7 @@ func (o options) memberConfig(logger *slog.Logger) (membership.Config, error) {
 				return cfg, err
 			}
 		}
-		if cfg, err = wire.MemberConfig(n); err != nil {
+		if cfg, err = carbonlb.MemberConfig(n, r); err != nil {
 			return cfg, err
 		}
 	}
@@ -138,7 +141,7 @@ func (o options) memberConfig(logger *slog.Logger) (membership.Config, error) {
 		cfg.WKA = splitList(o.wka)
 	}
 	if o.sidecar != "" {
-		addr, props, err := wire.SidecarConfig(o.sidecar)
+		addr, props, err := sidecarConfig(o.sidecar)
 		if err != nil {
 			return cfg, err
 		}
@@ -157,12 +160,28 @@ func (o options) memberConfig(logger *slog.Logger) (membership.Config, error) {
 	if cfg.AdvertiseAddr == "" {
 		return cfg, errors.New("no address to advertise: set localMemberHost in axis2.xml or -member-host")
 	}
+	cfg.Resolve = r.LookupAddr
 	cfg.Name = o.name
 	if cfg.Name == "" {
 		cfg.Name = net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Port))
 	}
 	cfg.Logger = logger
 	return cfg, nil
+}
+
+// systemResolver returns the resolver of the well-known members' names: the
+// system's hosts file, then its DNS servers, as a Carbon node resolves
+// them. A file that does not exist (a container without /etc/resolv.conf)
+// is left out.
+func systemResolver(logger *slog.Logger) (*hosts.Resolver, error) {
+	rc := hosts.DefaultResolverConfig()
+	rc.Logger = logger
+	for _, f := range []*string{&rc.HostsFile, &rc.ResolvConf} {
+		if _, err := os.Stat(*f); errors.Is(err, fs.ErrNotExist) {
+			*f = ""
+		}
+	}
+	return hosts.NewResolver(rc)
 }
 
 func splitList(s string) []string {
@@ -183,7 +202,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
-	cfg, err := o.memberConfig(logger)
+	r, err := systemResolver(logger)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cfg, err := o.memberConfig(logger, r)
 	if err != nil {
 		return err
 	}

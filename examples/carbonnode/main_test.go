@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/carbonconf"
 	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
-	"github.com/carbonlb/carbonlb/examples/internal/wire"
 	"github.com/carbonlb/carbonlb/membership"
 )
 
@@ -78,7 +78,7 @@ func workerHomeAt(t *testing.T, memberHost, wka string) string {
 // front is a balancer that is a cluster member and learns its pools.
 type front struct {
 	lb   *balancer.Balancer
-	feed *wire.Feed
+	feed *carbonlb.Feed
 	node *membership.Node
 	srv  *httptest.Server
 }
@@ -100,7 +100,11 @@ func startFront(t *testing.T) *front {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &front{lb: lb, node: node, feed: wire.NewFeed(lb, "http", logger), srv: httptest.NewServer(lb)}
+	feed, err := carbonlb.NewFeed(lb, carbonlb.FeedConfig{Scheme: "http", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &front{lb: lb, node: node, feed: feed, srv: httptest.NewServer(lb)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.feed.Run(ctx, node); close(done) }()

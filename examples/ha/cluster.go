@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -17,8 +18,8 @@ import (
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/examples/internal/front"
 	"github.com/carbonlb/carbonlb/examples/internal/listen"
+	"github.com/carbonlb/carbonlb/examples/internal/loopback"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
-	"github.com/carbonlb/carbonlb/examples/internal/wire"
 	"github.com/carbonlb/carbonlb/hosts"
 	"github.com/carbonlb/carbonlb/membership"
 )
@@ -43,6 +44,9 @@ type appServer struct {
 	offset     int
 	memberPort int
 }
+
+// host is the app server's host name, by which it is a well-known member.
+func (a appServer) host() string { return a.name + "." + zone }
 
 func appServers() []appServer {
 	return []appServer{{"appserver-1", 1, 4100}, {"appserver-2", 2, 4200}}
@@ -75,8 +79,9 @@ type options struct {
 type deployment struct {
 	opts    options
 	nodes   map[string]*standin.Server
-	wka     []string
-	port    int // every instance's HTTP port
+	wka     []string        // the app servers, by host name
+	names   *hosts.Resolver // resolves the well-known members' names
+	port    int             // every instance's HTTP port
 	fronts  map[string]*front.Front
 	dns     *hosts.Server
 	dnsAddr string
@@ -113,23 +118,30 @@ func startDeployment(ctx context.Context, o options) (_ *deployment, err error) 
 			d.close()
 		}
 	}()
-	loopback := instances()[0].ip
+	lo := instances()[0].ip
+	known := make(map[string]netip.Addr)
 	for _, a := range appServers() {
-		ln, note, err := listen.TCP(loopback, d.port0(httpPort+a.offset), true)
+		known[a.host()] = lo
+	}
+	if d.names, err = loopback.Resolver(known); err != nil {
+		return nil, err
+	}
+	for _, a := range appServers() {
+		ln, note, err := listen.TCP(lo, d.port0(httpPort+a.offset), true)
 		if err != nil {
 			return nil, err
 		}
 		d.note(note)
 		mc := membership.DefaultLocalConfig(domain)
 		mc.Name, mc.SubDomain, mc.Port, mc.WKA, mc.Logger = a.name, membership.SubDomainMgt, d.port0(a.memberPort), d.wka, o.logger
-		mc.Timing = wire.LoopbackTiming()
+		mc.Resolve, mc.Timing = d.names.LookupAddr, loopback.Timing()
 		s, err := standin.Start(ctx, standin.ServerConfig{Listener: ln, Member: mc, FallbackPort: true})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", a.name, err)
 		}
 		d.note(s.Note())
 		d.nodes[a.name] = s
-		d.wka = append(d.wka, s.Member().Addr().String())
+		d.wka = append(d.wka, net.JoinHostPort(a.host(), strconv.Itoa(int(s.Member().Addr().Port()))))
 	}
 
 	lns, note, err := listenPair(d.port0(lbPort), !o.freePorts)
@@ -151,7 +163,7 @@ func startDeployment(ctx context.Context, o options) (_ *deployment, err error) 
 	if err != nil {
 		return nil, err
 	}
-	pc, note, err := listen.UDP(loopback, d.port0(dnsPort), true)
+	pc, note, err := listen.UDP(lo, d.port0(dnsPort), true)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +236,8 @@ func listenPair(port int, fallback bool) ([]net.Listener, string, error) {
 // its own address, whose pool follows the cluster.
 func (d *deployment) startInstance(ctx context.Context, in instance, ln net.Listener) error {
 	mc := membership.DefaultLocalConfig(domain)
-	mc.Name, mc.BindAddr, mc.WKA, mc.Logger, mc.Timing = in.name, in.ip.String(), d.wka, d.opts.logger, wire.LoopbackTiming()
+	mc.Name, mc.BindAddr, mc.WKA, mc.Logger, mc.Timing = in.name, in.ip.String(), d.wka, d.opts.logger, loopback.Timing()
+	mc.Resolve = d.names.LookupAddr
 	if !d.opts.freePorts {
 		mc.Port, mc.PortRetries = 4000, 10
 	}
@@ -379,6 +392,9 @@ func (d *deployment) close() error {
 			errs = append(errs, s.Kill())
 			delete(d.nodes, a.name)
 		}
+	}
+	if d.names != nil {
+		errs = append(errs, d.names.Close())
 	}
 	return errors.Join(errs...)
 }

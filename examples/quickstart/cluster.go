@@ -9,13 +9,16 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/examples/internal/front"
 	"github.com/carbonlb/carbonlb/examples/internal/listen"
+	"github.com/carbonlb/carbonlb/examples/internal/loopback"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
-	"github.com/carbonlb/carbonlb/examples/internal/wire"
+	"github.com/carbonlb/carbonlb/hosts"
 	"github.com/carbonlb/carbonlb/membership"
 )
 
@@ -58,14 +61,21 @@ type cluster struct {
 	opts   options
 	front  *front.Front       // the balancer instance
 	lb     *balancer.Balancer // front's balancer
-	feed   *wire.Feed         // front's pools, fed by the cluster
+	feed   *carbonlb.Feed     // front's pools, fed by the cluster
 	member *membership.Node   // the balancer's own cluster member
 	lbURL  string
 
-	nodes map[string]*standin.Server
-	ports map[string][2]int // node → HTTP port, cluster port, kept for restarts
-	wka   []string
+	nodes    map[string]*standin.Server
+	ports    map[string][2]int // node → HTTP port, cluster port, kept for restarts
+	wka      []string          // the well-known members, by host name
+	resolver *hosts.Resolver   // resolves the well-known members' names
 }
+
+// wkaHosts are the host names the well-known members (the manager and the
+// first worker) are given by, as the guides write them in axis2.xml once
+// every node's /etc/hosts has them; the cluster's resolver maps them to
+// 127.0.0.1.
+var wkaHosts = map[string]string{"manager": mgtHost, "worker-1": workerHost}
 
 // startCluster starts the manager, the workers and the balancer, and waits
 // until the balancer has learned both pools from the cluster.
@@ -76,12 +86,15 @@ func startCluster(ctx context.Context, o options) (_ *cluster, err error) {
 			c.close()
 		}
 	}()
+	if c.resolver, err = loopback.Resolver(map[string]netip.Addr{mgtHost: loopbackIP, workerHost: loopbackIP}); err != nil {
+		return nil, err
+	}
 	for _, s := range specs() {
 		if err := c.startNode(ctx, s); err != nil {
 			return nil, err
 		}
-		if len(c.wka) < 2 { // the manager and the first worker are well-known members
-			c.wka = append(c.wka, c.nodes[s.name].Member().Addr().String())
+		if host, ok := wkaHosts[s.name]; ok { // the manager and the first worker are well-known members
+			c.wka = append(c.wka, net.JoinHostPort(host, strconv.Itoa(int(c.nodes[s.name].Member().Addr().Port()))))
 		}
 	}
 	if err := c.startBalancer(ctx); err != nil {
@@ -114,14 +127,14 @@ func config(logger *slog.Logger) balancer.Config {
 
 // startBalancer starts the balancer, joins it to the cluster as a member
 // (like the ELB on localMemberPort 4000) and feeds its pools from the
-// cluster's events (front runs wire.Feed).
+// cluster's events (front runs a carbonlb.Feed).
 func (c *cluster) startBalancer(ctx context.Context) error {
 	mc := membership.DefaultLocalConfig(domain)
-	mc.Name, mc.WKA, mc.Timing = "balancer", c.wka, wire.LoopbackTiming()
+	mc.Name, mc.WKA, mc.Resolve, mc.Timing = "balancer", c.wka, c.resolver.LookupAddr, loopback.Timing()
 	if !c.opts.freePorts {
 		mc.Port, mc.PortRetries = lbMember, 10 // as Carbon, take the next port when 4000 is taken
 	}
-	ln, note, err := listen.TCP(loopback, c.port(lbPort), true)
+	ln, note, err := listen.TCP(loopbackIP, c.port(lbPort), true)
 	if err != nil {
 		return err
 	}
@@ -140,7 +153,7 @@ func (c *cluster) startBalancer(ctx context.Context) error {
 // statusPath serves the balancer's status page instead of a backend's answer.
 const statusPath = "/lb-status"
 
-var loopback = netip.MustParseAddr("127.0.0.1")
+var loopbackIP = netip.MustParseAddr("127.0.0.1")
 
 // port returns p, or 0 (any free port) with options.freePorts.
 func (c *cluster) port(p int) int {
@@ -172,13 +185,14 @@ func (c *cluster) startNode(ctx context.Context, s nodeSpec) error {
 	var ln net.Listener
 	var note string
 	var err error
-	ln, note, err = listen.TCP(loopback, httpP, !restart)
+	ln, note, err = listen.TCP(loopbackIP, httpP, !restart)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
 	c.note(note)
 	mc := membership.DefaultLocalConfig(domain)
-	mc.Name, mc.SubDomain, mc.Port, mc.WKA, mc.Logger, mc.Timing = s.name, s.subDomain, memberP, c.wka, c.opts.logger, wire.LoopbackTiming()
+	mc.Name, mc.SubDomain, mc.Port, mc.WKA, mc.Logger, mc.Timing = s.name, s.subDomain, memberP, c.wka, c.opts.logger, loopback.Timing()
+	mc.Resolve = c.resolver.LookupAddr
 	srv, err := standin.Start(ctx, standin.ServerConfig{Listener: ln, Member: mc, FallbackPort: !restart})
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
@@ -210,6 +224,9 @@ func (c *cluster) close() error {
 			errs = append(errs, srv.Kill())
 			delete(c.nodes, s.name)
 		}
+	}
+	if c.resolver != nil {
+		errs = append(errs, c.resolver.Close())
 	}
 	return errors.Join(errs...)
 }

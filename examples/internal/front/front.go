@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/examples/internal/listen"
-	"github.com/carbonlb/carbonlb/examples/internal/wire"
 	"github.com/carbonlb/carbonlb/membership"
 )
 
@@ -28,7 +28,7 @@ type Config struct {
 	TLSListener net.Listener
 	TLSConfig   *tls.Config
 	// Member, when not nil, joins the instance to the cluster, and its
-	// pools follow the members' events (see wire.Feed).
+	// pools follow the members' events (see carbonlb.Feed).
 	Member *membership.Config
 	// FallbackPort joins from a free cluster port when Member.Port is taken.
 	FallbackPort bool
@@ -52,7 +52,7 @@ type Config struct {
 // Front is a running balancer instance.
 type Front struct {
 	lb       *balancer.Balancer
-	feed     *wire.Feed
+	feed     *carbonlb.Feed
 	member   *membership.Node
 	note     string
 	srv      *http.Server
@@ -95,9 +95,11 @@ func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
 		if f.member, f.note, err = listen.Join(ctx, mc, cfg.FallbackPort); err != nil {
 			return nil, err
 		}
+		if f.feed, err = carbonlb.NewFeed(f.lb, carbonlb.FeedConfig{Logger: logger}); err != nil {
+			return nil, err
+		}
 		wctx, cancel := context.WithCancel(context.Background())
 		f.cancel = cancel
-		f.feed = wire.NewFeed(f.lb, "http", logger)
 		f.watched = make(chan error, 1)
 		go func() { f.watched <- f.feed.Run(wctx, f.member) }()
 	}
@@ -147,7 +149,7 @@ func (f *Front) serveHealth(w http.ResponseWriter, r *http.Request) {
 func (f *Front) Balancer() *balancer.Balancer { return f.lb }
 
 // Feed returns the Feed of the instance's pools, nil without Member.
-func (f *Front) Feed() *wire.Feed { return f.feed }
+func (f *Front) Feed() *carbonlb.Feed { return f.feed }
 
 // Member returns the instance's cluster member, nil without one.
 func (f *Front) Member() *membership.Node { return f.member }
