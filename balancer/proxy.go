@@ -52,7 +52,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant, known := st.tenants.Tenant(host, r.URL.Path)
 	s := st.router.route(host, tenant, known)
 	if s == nil {
-		b.fail(w, &t, http.StatusNotFound, "no service for this host\n")
+		b.fail(w, &t, http.StatusNotFound, st.router.why(host, tenant, known, tenantDomain(r.URL.Path)))
 		return
 	}
 	t.s = s

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,6 +103,32 @@ func (r *router) route(host string, tenant int, known bool) *service {
 		return r.def
 	}
 	return nil
+}
+
+// why explains, for the 404 answer, why route found no service: no service
+// claims the host, or the services that claim it take other tenants.
+func (r *router) why(host string, tenant int, known bool, domain string) string {
+	claimed := r.def != nil
+	if _, ok := r.exact[host]; ok {
+		claimed = true
+	}
+	for i := strings.IndexByte(host, '.'); i >= 0 && !claimed; {
+		_, claimed = r.wildcard[host[i:]]
+		j := strings.IndexByte(host[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	switch {
+	case !claimed:
+		return "no service for this host\n"
+	case known:
+		return "tenant " + strconv.Itoa(tenant) + " is outside every tenant range of this host\n"
+	case domain != "":
+		return "unknown tenant domain " + strconv.Quote(domain) + "\n"
+	}
+	return "no service for the super tenant on this host\n"
 }
 
 func pickTenant(l []*service, tenant int, known bool) *service {
