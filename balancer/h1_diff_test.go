@@ -1,0 +1,99 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// h1Corpus returns FuzzH1Client's seeds and the inputs kept in
+// testdata/fuzz/FuzzH1Client, by name.
+func h1Corpus(t *testing.T) map[string][]byte {
+	t.Helper()
+	corpus := map[string][]byte{}
+	for i, s := range h1Seeds {
+		corpus[fmt.Sprintf("seed#%02d", i)] = s
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzH1Client", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := parseFuzzFile(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		corpus[filepath.Base(name)] = data
+	}
+	return corpus
+}
+
+// errBadFuzzFile is the error for a corpus file not in the format FuzzH1Client
+// writes.
+var errBadFuzzFile = errors.New("not a corpus file of one []byte")
+
+// parseFuzzFile reads the []byte value of a corpus file in the format of
+// "go test fuzz v1".
+func parseFuzzFile(b []byte) ([]byte, error) {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || lines[0] != "go test fuzz v1" {
+		return nil, errBadFuzzFile
+	}
+	v := strings.TrimSpace(lines[1])
+	if !strings.HasPrefix(v, "[]byte(") || !strings.HasSuffix(v, ")") {
+		return nil, errBadFuzzFile
+	}
+	s, err := strconv.Unquote(v[len("[]byte(") : len(v)-1])
+	if err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}
+
+// TestH1DifferentialStdlib runs every input of FuzzH1Client's corpus with
+// the balancer's client and with net/http's Transport. Both must keep the
+// invariant (each request gets an error or its own response). Where one
+// succeeds and the other fails a request, the difference is logged: the two
+// clients legitimately differ on some anomalies (net/http's Transport
+// allows more informational responses, and rewrites a request on its own
+// rules), so outcomes are reported, not asserted equal.
+//
+// net/http's Transport keeps the invariant only because every write of the
+// fuzz backend carries all it sends for a request: a response that arrives
+// on an idle connection later can reach its next request
+// (TestPoolUnsolicitedResponse).
+func TestH1DifferentialStdlib(t *testing.T) {
+	corpus := h1Corpus(t)
+	dir := t.TempDir()
+	differ := 0
+	for name, data := range corpus {
+		t.Run(name, func(t *testing.T) {
+			std := runH1Script(t, dir, data, newFuzzStdlib)
+			for _, v := range std.violations {
+				t.Errorf("net/http's Transport: %s", v)
+			}
+			if !useH1 {
+				return // h1Transport is net/http's Transport in this build
+			}
+			own := runH1Script(t, dir, data, newFuzzH1)
+			for _, v := range own.violations {
+				t.Errorf("h1Transport: %s", v)
+			}
+			if diff := cmp.Diff(std.outcomes, own.outcomes); diff != "" {
+				differ++
+				t.Logf("outcomes differ (-net/http +h1Transport):\n%s", diff)
+			}
+		})
+	}
+	t.Logf("%d inputs, outcomes differ on %d", len(corpus), differ)
+}
