@@ -74,6 +74,7 @@ type options struct {
 	selfSigned []string
 	logLevel   slog.Level
 	healthPath string
+	tenants    string
 	cpuProfile string
 	ready      func(addr string) // called once listening (tests)
 
@@ -104,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&self, "tls-self-signed", "", "comma-separated host names for a generated self-signed certificate; enables HTTPS")
 	fs.StringVar(&level, "log-level", "info", "log level: debug (access log), info, warn, error")
 	fs.StringVar(&o.healthPath, "health-path", "", "active HTTP health check path (empty: passive checks only)")
+	fs.StringVar(&o.tenants, "tenants", "", "with -lbconf: tenant file of \"domain id\" lines for the services' tenant_range (re-read on SIGHUP)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&o.lbconf, "lbconf", "", "loadbalancer.conf whose services configure the gateway (instead of -backends)")
 	fs.StringVar(&o.axis2, "axis2", "", "with -lbconf: axis2.xml whose clustering section makes the gateway a cluster member")
@@ -157,8 +159,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.axis2 != "" || o.static != "" || o.https != "" || o.memberPort != nil {
 		return o, errors.New("-axis2, -static, -https and -member-port need -lbconf")
 	}
-	if o.stickyKeyFile != "" || mgtAllow != "" || trusted != "" || o.clusterKeyFile != "" {
-		return o, errors.New("-sticky-key-file, -mgt-allow, -trusted-proxies and -cluster-key-file need -lbconf")
+	if o.stickyKeyFile != "" || mgtAllow != "" || trusted != "" || o.clusterKeyFile != "" || o.tenants != "" {
+		return o, errors.New("-sticky-key-file, -mgt-allow, -trusted-proxies, -cluster-key-file and -tenants need -lbconf")
 	}
 	var err error
 	if o.sticky, err = balancer.ParseStickyMode(sticky); err != nil {
@@ -242,7 +244,7 @@ func (o options) fileMode(level, backends, certs, keys, self string) (options, e
 // siteConfig is the configuration-file mode's site.
 func (o options) siteConfig(logger *slog.Logger) site.Config {
 	cfg := site.Config{LBConf: o.lbconf, Axis2: o.axis2, MemberPort: o.memberPort, Static: o.static,
-		SelfSigned: o.selfSigned, HealthPath: o.healthPath, StatusPath: o.statusPath, DrainDelay: o.drain, Logger: logger,
+		SelfSigned: o.selfSigned, HealthPath: o.healthPath, TenantsFile: o.tenants, StatusPath: o.statusPath, DrainDelay: o.drain, Logger: logger,
 		Sticky: o.fileSticky, StickyKeyFile: o.stickyKeyFile, MgtAllow: o.mgtAllow, TrustedProxies: o.trustedProxies,
 		ClusterKeyFile: o.clusterKeyFile}
 	for i := range o.tlsCerts {

@@ -54,6 +54,12 @@ type Config struct {
 	// HealthPath, when not empty, turns on active HTTP health checks of
 	// every pool on this path.
 	HealthPath string
+	// TenantsFile, when not empty, names a tenant file ("domain id" lines,
+	// balancer.LoadTenants) that resolves the tenants of Carbon's
+	// "/t/<domain>/" paths for the services' tenant_range. Re-read by
+	// Reload. Empty knows no tenant domain: only "*" services take
+	// tenants' requests.
+	TenantsFile string
 	// StatusPath, when not empty, serves the status page on the listeners.
 	StatusPath string
 	// DrainDelay is how long Shutdown keeps accepting after /healthz turned
@@ -124,6 +130,13 @@ func (c Config) load() (balancer.Config, map[string][]balancer.Backend, error) {
 	cfg := balancer.DefaultConfig()
 	cfg.Services = services
 	cfg.Logger = c.Logger
+	if c.TenantsFile != "" {
+		tenants, err := balancer.LoadTenants(c.TenantsFile)
+		if err != nil {
+			return balancer.Config{}, nil, err
+		}
+		cfg.Tenants = tenants
+	}
 	cfg.TrustedProxies = slices.Clone(c.TrustedProxies)
 	if c.StickyKeyFile != "" {
 		if cfg.StickyKey, err = readKey("sticky key", c.StickyKeyFile); err != nil {
