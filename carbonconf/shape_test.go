@@ -330,56 +330,69 @@ func TestWideLBConf(t *testing.T) {
 	}
 }
 
-// shapes are the benchmarked shapes at about a given size in bytes.
+// readLB reads a loadbalancer.conf leniently and lints it.
+func readLB(tb testing.TB, src []byte) {
+	c, err := ReadLBConf(bytes.NewReader(src))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	Lint(nil, c)
+}
+
+// shapes are the benchmarked shapes at about a given size in bytes, each
+// with what is done to it: read and lint ("read"), and that plus an edit
+// ("edit": a manager's setup of an axis2.xml, a Set in loadbalancer.conf).
 var shapes = []struct {
-	name string
-	gen  func(size int) []byte
-	run  func(tb testing.TB, src []byte)
+	name       string
+	gen        func(size int) []byte
+	read, edit func(tb testing.TB, src []byte)
 }{
-	{"deep", func(size int) []byte { return deepAxis2(size, min(size/7, MaxDepth-4)) }, readLintEdit},
-	{"wide", wideSize, readLintEdit},
-	{"longline", longLineAxis2, readLintEdit},
-	{"lbopen", func(size int) []byte { return openLBConf(size / 8) }, func(tb testing.TB, src []byte) {
+	{"deep", func(size int) []byte { return deepAxis2(size, min(size/7, MaxDepth-4)) }, readLint, readLintEdit},
+	{"wide", wideSize, readLint, readLintEdit},
+	{"longline", longLineAxis2, readLint, readLintEdit},
+	{"lbopen", func(size int) []byte { return openLBConf(size / 8) }, readLB, nil},
+	{"lbwide", wideLBConf, readLB, func(tb testing.TB, src []byte) {
+		readLB(tb, src)
 		c, err := ReadLBConf(bytes.NewReader(src))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		Lint(nil, c)
-	}},
-	{"lbwide", wideLBConf, func(tb testing.TB, src []byte) {
-		c, err := ReadLBConf(bytes.NewReader(src))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		Lint(nil, c)
 		if err := c.Set("services/esb", "sub_domain", "worker"); err != nil {
 			tb.Fatal(err)
 		}
 	}},
 }
 
-// BenchmarkShapes reads, lints and edits each hostile shape at 10 KB,
-// 100 KB and 1 MB, reporting ns/byte and B/byte: equal figures at the three
-// sizes mean linear growth.
+// BenchmarkShapes reads and lints, and edits, each hostile shape at 10 KB,
+// 100 KB and 1 MB, reporting ns/byte and B/byte (allocated): equal figures
+// at the three sizes mean linear growth.
 //
-//	go test -run='^$' -bench=Shapes -benchtime=5x ./carbonconf
+//	go test -run='^$' -bench=Shapes -benchtime=3x ./carbonconf
 func BenchmarkShapes(b *testing.B) {
 	for _, sh := range shapes {
-		for _, size := range []int{10_000, 100_000, 1_000_000} {
-			src := sh.gen(size)
-			b.Run(fmt.Sprintf("%s/%dk", sh.name, size/1000), func(b *testing.B) {
-				b.SetBytes(int64(len(src)))
-				b.ReportAllocs()
-				var m0, m1 runtime.MemStats
-				runtime.ReadMemStats(&m0)
-				for b.Loop() {
-					sh.run(b, src)
-				}
-				runtime.ReadMemStats(&m1)
-				n := float64(b.N) * float64(len(src))
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/byte")
-				b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/n, "B/byte")
-			})
+		for _, op := range []struct {
+			name string
+			fn   func(tb testing.TB, src []byte)
+		}{{"read", sh.read}, {"edit", sh.edit}} {
+			if op.fn == nil {
+				continue
+			}
+			for _, size := range []int{10_000, 100_000, 1_000_000} {
+				src := sh.gen(size)
+				b.Run(fmt.Sprintf("%s/%s/%dk", sh.name, op.name, size/1000), func(b *testing.B) {
+					b.SetBytes(int64(len(src)))
+					b.ReportAllocs()
+					var m0, m1 runtime.MemStats
+					runtime.ReadMemStats(&m0)
+					for b.Loop() {
+						op.fn(b, src)
+					}
+					runtime.ReadMemStats(&m1)
+					n := float64(b.N) * float64(len(src))
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/byte")
+					b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/n, "B/byte")
+				})
+			}
 		}
 	}
 }
