@@ -3,11 +3,13 @@ package balancer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -43,11 +45,30 @@ type rawServer struct {
 
 func newRawServer(t testing.TB, serve func(s *rawServer, i int, c net.Conn, br *bufio.Reader)) *rawServer {
 	t.Helper()
+	return startRawServer(t, nil, serve)
+}
+
+// newRawTLSServer is newRawServer over TLS; it also returns a client
+// configuration that trusts the server's certificate.
+func newRawTLSServer(t testing.TB, serve func(s *rawServer, i int, c net.Conn, br *bufio.Reader)) (*rawServer, *tls.Config) {
+	t.Helper()
+	certs := httptest.NewUnstartedServer(http.NotFoundHandler())
+	certs.StartTLS() // for its certificate and a client configuration that trusts it
+	certs.Close()
+	return startRawServer(t, certs.TLS, serve), certs.Client().Transport.(*http.Transport).TLSClientConfig
+}
+
+func startRawServer(t testing.TB, tc *tls.Config, serve func(s *rawServer, i int, c net.Conn, br *bufio.Reader)) *rawServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rawServer{ln: ln, url: "http://" + ln.Addr().String(), closed: make(chan int, 64), got: make(chan struct{}, 64)}
+	scheme := "http://"
+	if tc != nil {
+		ln, scheme = tls.NewListener(ln, tc), "https://"
+	}
+	s := &rawServer{ln: ln, url: scheme + ln.Addr().String(), closed: make(chan int, 64), got: make(chan struct{}, 64)}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -503,6 +524,120 @@ func TestH1RewriteRules(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.wantSeen, srv.requests()); diff != "" {
 				t.Errorf("requests the backend read (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPoolTLSExtraBytes: over TLS, bytes after a response — in the same
+// record as its end, in records of their own read with it, or arriving
+// later on the idle connection — are never read as the next request's
+// response.
+func TestPoolTLSExtraBytes(t *testing.T) {
+	skipStdClient(t)
+	big := strings.Repeat("x", 40000) // several TLS records
+	for _, tc := range []struct {
+		name string
+		send func(c net.Conn, poke <-chan struct{})
+	}{
+		{"same write", func(c net.Conn, _ <-chan struct{}) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlong"+evilResponse)
+		}},
+		{"large body, same write", func(c net.Conn, _ <-chan struct{}) {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s%s", len(big), big, evilResponse+big)
+		}},
+		{"separate records", func(c net.Conn, _ <-chan struct{}) {
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big)
+			io.WriteString(c, evilResponse+big)
+		}},
+		{"later", func(c net.Conn, poke <-chan struct{}) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlong")
+			<-poke
+			io.WriteString(c, evilResponse)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			poke, sent := make(chan struct{}), make(chan struct{})
+			srv, clientTLS := newRawTLSServer(t, func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
+				for n := 0; ; n++ {
+					req, ok := s.read(i, br)
+					if !ok {
+						return
+					}
+					if i == 0 && n == 0 {
+						tc.send(c, poke)
+						close(sent)
+						continue
+					}
+					answer(c, req)
+				}
+			})
+			cfg := testConfig(StickyOff)
+			cfg.TLSClientConfig = clientTLS
+			lb := mustNew(t, cfg)
+			tr := lb.newTransport(Timeouts{Dial: 5 * time.Second}, 4)
+			t.Cleanup(tr.CloseIdleConnections)
+			var got []string
+			for i, path := range []string{"/a", "/b", "/c"} {
+				if i == 1 {
+					close(poke)
+					<-sent
+				}
+				resp, err := tr.RoundTrip(replayableRequest(context.Background(), "GET", srv.url+path, ""))
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatalf("GET %s: body: %v", path, err)
+				}
+				if len(b) > 10 {
+					b = b[:10]
+				}
+				got = append(got, string(b)+" "+resp.Header.Get("Set-Cookie"))
+			}
+			first := "long "
+			if strings.Contains(tc.name, "large") || strings.Contains(tc.name, "records") {
+				first = "xxxxxxxxxx "
+			}
+			if diff := cmp.Diff([]string{first, "/b ", "/c "}, got); diff != "" {
+				t.Errorf("responses (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{"0 GET /a", "1 GET /b", "1 GET /c"}, srv.requests()); diff != "" {
+				t.Errorf("requests the backend read (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestTLSSocketTrack: the record framing tlsSocket follows, over reads that
+// split records anywhere.
+func TestTLSSocketTrack(t *testing.T) {
+	rec := func(n int) string {
+		return "\x17\x03\x03" + string([]byte{byte(n >> 8), byte(n)}) + strings.Repeat("r", n)
+	}
+	for _, tc := range []struct {
+		name  string
+		reads []string
+		mid   bool
+	}{
+		{"nothing", nil, false},
+		{"one record", []string{rec(10)}, false},
+		{"two records in one read", []string{rec(10) + rec(300)}, false},
+		{"record split in its body", []string{rec(10)[:8], rec(10)[8:]}, false},
+		{"record split in its header", []string{rec(10)[:2], rec(10)[2:]}, false},
+		{"a record and part of a header", []string{rec(10) + rec(5)[:3]}, true},
+		{"a record and part of a body", []string{rec(10) + rec(500)[:100]}, true},
+		{"an empty record", []string{rec(0)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ts tlsSocket
+			for _, r := range tc.reads {
+				ts.track([]byte(r))
+			}
+			if mid := ts.nhdr > 0 || ts.rest > 0; mid != tc.mid {
+				t.Errorf("within a record: %v, want %v (nhdr %d, rest %d)", mid, tc.mid, ts.nhdr, ts.rest)
 			}
 		})
 	}
