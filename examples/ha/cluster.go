@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/examples/internal/front"
 	"github.com/carbonlb/carbonlb/examples/internal/listen"
@@ -33,6 +34,8 @@ const (
 	pool     = domain + "/mgt"
 	zone     = "appserver.localhost"
 	siteName = "management." + zone // the site's one stable name
+	lbName   = "lb." + zone         // the live balancer members (carbonlb.Zone)
+	mgtName  = "mgt." + zone        // the live app servers, sub-domain mgt (carbonlb.Zone)
 	lbPort   = 8290                 // each instance's HTTP port, on its own address
 	dnsPort  = 8053                 // the DNS responder's UDP port on 127.0.0.1
 	httpPort = 9763                 // shifted by each app server's offset
@@ -88,6 +91,13 @@ type deployment struct {
 	dnsDone chan error
 	check   context.CancelFunc
 	checked chan struct{}
+
+	// The DNS responder's own cluster member, on which a carbonlb.Zone
+	// keeps lbName and mgtName equal to the live members.
+	dnsMember *membership.Node
+	zone      *carbonlb.Zone
+	zoneStop  context.CancelFunc
+	zoneDone  chan error
 
 	mu      sync.Mutex
 	healthy []netip.Addr  // the DNS answer for siteName; guarded by mu
@@ -176,12 +186,50 @@ func startDeployment(ctx context.Context, o options) (_ *deployment, err error) 
 	d.check, d.checked = cancel, make(chan struct{})
 	go func() { defer close(d.checked); d.checkInstances(cctx) }()
 
+	if err := d.startZone(ctx, lo); err != nil {
+		return nil, err
+	}
+
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
 	if err := d.waitHealthy(wctx, len(instances())); err != nil {
 		return nil, fmt.Errorf("the instances never became healthy: %w", err)
 	}
+	if err := d.waitZone(wctx, len(instances())); err != nil {
+		return nil, fmt.Errorf("the DNS responder never saw every member: %w", err)
+	}
 	return d, nil
+}
+
+// startZone joins the DNS responder to the cluster as a member of its own
+// sub-domain, "dns", with no port (neither a backend nor a balancer), and
+// keeps the responder's names of the members equal to the live ones: lbName
+// answers with the balancer instances, members with no port and no
+// sub-domain, and mgtName with the app servers, instead of host entries
+// edited on every node.
+func (d *deployment) startZone(ctx context.Context, ip netip.Addr) error {
+	mc := membership.DefaultLocalConfig(domain)
+	mc.Name, mc.SubDomain, mc.BindAddr, mc.WKA, mc.Logger = "dns", "dns", ip.String(), d.wka, d.opts.logger
+	mc.Resolve, mc.Timing = d.names.LookupAddr, loopback.Timing()
+	var err error
+	if d.dnsMember, err = membership.Join(ctx, mc); err != nil {
+		return fmt.Errorf("DNS responder: %w", err)
+	}
+	if d.zone, err = carbonlb.NewZone(d.dns, carbonlb.ZoneConfig{Zone: zone, Balancers: lbName, Logger: d.opts.logger}); err != nil {
+		return err
+	}
+	zctx, cancel := context.WithCancel(context.Background())
+	d.zoneStop, d.zoneDone = cancel, make(chan error, 1)
+	go func() { d.zoneDone <- d.zone.Run(zctx, d.dnsMember) }()
+	return nil
+}
+
+// waitZone waits until lbName answers with n instances and mgtName with the
+// app servers' address.
+func (d *deployment) waitZone(ctx context.Context, n int) error {
+	return d.zone.Wait(ctx, func(names map[string][]netip.Addr) bool {
+		return len(names[lbName]) == n && len(names[mgtName]) == 1
+	})
 }
 
 // port0 returns p, or 0 (any free port) with freePorts.
@@ -372,6 +420,13 @@ func (d *deployment) close() error {
 	if d.check != nil {
 		d.check()
 		<-d.checked
+	}
+	if d.zoneStop != nil {
+		d.zoneStop()
+		<-d.zoneDone
+	}
+	if d.dnsMember != nil {
+		errs = append(errs, d.dnsMember.Close())
 	}
 	if d.dns != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

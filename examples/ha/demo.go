@@ -108,6 +108,13 @@ func demo(ctx context.Context, d *deployment, out io.Writer) bool {
 	want := []netip.Addr{instances()[0].ip, instances()[1].ip}
 	report(err == nil && slices.Equal(addrs, want), "%s resolves to %s", siteName, describeAddrs(addrs, err))
 
+	// The names that follow membership: the balancer members and the app
+	// servers.
+	lbAddrs, err := c.resolver.LookupAddr(ctx, lbName)
+	mgtAddrs, err2 := c.resolver.LookupAddr(ctx, mgtName)
+	report(err == nil && err2 == nil && slices.Equal(lbAddrs, want) && slices.Equal(mgtAddrs, want[:1]),
+		"%s resolves to the balancer members, %s; %s to the app servers' address, %s", lbName, describeAddrs(lbAddrs, err), mgtName, plainAddrs(mgtAddrs, err2))
+
 	// 2. Each user's requests alternate between the instances and stay on
 	// one app server.
 	users := make([]*standin.Session, demoUsers)
@@ -194,11 +201,19 @@ func demo(ctx context.Context, d *deployment, out io.Writer) bool {
 	if !ok {
 		return false
 	}
+	// Its member left the cluster as it stopped: the name of the balancer
+	// members follows.
+	err = d.waitZone(ctx, 1)
+	lbAddrs, err2 = c.resolver.LookupAddr(ctx, lbName)
+	report(err == nil && err2 == nil && slices.Equal(lbAddrs, want[1:]), "%s left the cluster: %s resolves to %s", stopped.name, lbName, describeAddrs(lbAddrs, errors.Join(err, err2)))
 
 	// 4. It comes back with no state and honours every session at once.
 	err = d.restartInstance(ctx, stopped.name)
 	if err == nil {
 		err = d.waitHealthy(ctx, 2)
+	}
+	if err == nil {
+		err = d.waitZone(ctx, 2) // and back in lbName
 	}
 	ok, why = err == nil, ""
 	if err != nil {
@@ -224,7 +239,7 @@ func demo(ctx context.Context, d *deployment, out io.Writer) bool {
 	if ok {
 		why = fmt.Sprintf("%d requests reached it and every user stayed on its app server", viaBack)
 	}
-	report(ok, "%s restarted with no session state and is back in DNS: %s", stopped.name, why)
+	report(ok, "%s restarted with no session state and is back in DNS (%s and %s): %s", stopped.name, siteName, lbName, why)
 
 	if failed > 0 {
 		fmt.Fprintf(out, "%d step(s) did not hold.\n", failed)
@@ -311,6 +326,18 @@ func describeAddrs(addrs []netip.Addr, err error) string {
 			}
 		}
 		parts = append(parts, fmt.Sprintf("%s (%s)", a, name))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// plainAddrs formats addresses, or err.
+func plainAddrs(addrs []netip.Addr, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for _, a := range addrs {
+		parts = append(parts, a.String())
 	}
 	return strings.Join(parts, " and ")
 }

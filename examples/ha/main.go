@@ -10,6 +10,10 @@
 // hosts), are members of the cluster and learn the app servers from it.
 // A DNS responder (hosts.Server) answers the site's one stable name,
 // management.appserver.localhost, with the instances whose /healthz passes.
+// It is a cluster member too, and a carbonlb.Zone keeps two more names equal
+// to the live members, in place of host entries edited on every node:
+// lb.appserver.localhost answers with the balancer instances and
+// mgt.appserver.localhost with the app servers.
 //
 // Sessions stay on their app server whichever instance a request reaches:
 // the instances set their own signed cookie naming the app server (sticky
@@ -101,11 +105,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		f := d.fronts[in.name]
 		fmt.Fprintf(stdout, "  %-12s http://%-15s cluster %s, sticky insert with the shared key\n", in.name, f.Addr(), f.Member().Addr())
 	}
-	fmt.Fprintf(stdout, `  DNS          %s answers %s with the healthy instances
+	fmt.Fprintf(stdout, `  DNS          %s answers %s with the healthy instances,
+               %s with the balancer members and %s with the app servers
 Try:
   dig -p %s @%s %s
   curl -c /tmp/jar -b /tmp/jar --resolve %s:%d:127.0.0.2 http://%s:%d/
-`, d.dnsAddr, siteName, portOf(d.dnsAddr), hostOf(d.dnsAddr), siteName, siteName, d.port, siteName, d.port)
+`, d.dnsAddr, siteName, lbName, mgtName, portOf(d.dnsAddr), hostOf(d.dnsAddr), siteName, siteName, d.port, siteName, d.port)
 
 	ok := demo(ctx, d, stdout)
 	if *once {

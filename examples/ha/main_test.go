@@ -25,6 +25,8 @@ func TestRunOnce(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"resolves to 127.0.0.1 (elb01) and 127.0.0.2 (elb02)",
+		"lb.appserver.localhost resolves to the balancer members, 127.0.0.1 (elb01) and 127.0.0.2 (elb02)",
+		"elb01 left the cluster: lb.appserver.localhost resolves to 127.0.0.2 (elb02)",
 		"each stayed on its app server (appserver-1: ",
 		"elb01 stopped under load:",
 		"0 failed",
