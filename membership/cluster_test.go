@@ -55,12 +55,11 @@ type cluster struct {
 	events map[int][]membership.Event // per node, in order
 	signal chan struct{}              // buffered 1: some node saw an event
 	wg     sync.WaitGroup
-	bubble bool // running in a synctest bubble
 }
 
-// newCluster returns an empty cluster for a test in a synctest bubble.
+// newCluster returns an empty cluster.
 func newCluster(t testing.TB) *cluster {
-	return &cluster{t: t, bubble: true, nodes: make(map[int]*membership.Node), events: make(map[int][]membership.Event), signal: make(chan struct{}, 1)}
+	return &cluster{t: t, nodes: make(map[int]*membership.Node), events: make(map[int][]membership.Event), signal: make(chan struct{}, 1)}
 }
 
 // join starts node i with cfg and watches its events.
@@ -100,21 +99,20 @@ func (c *cluster) stop(i int) {
 	delete(c.nodes, i)
 }
 
-// close closes every node and waits for the watchers. In a synctest bubble
-// it then lets virtual time pass beyond memberlist's probe and stream
-// timeouts: a probe in flight at Shutdown waits for its timer rather than
-// for shutdown. synctest.Test then fails if any goroutine is still left.
+// close closes every node, all at once, and waits for the watchers. Close
+// returns once every goroutine of its node has ended, so in a synctest
+// bubble the test may end right after.
 func (c *cluster) close() {
+	var wg sync.WaitGroup
 	for i, n := range c.nodes {
-		if err := n.Close(); err != nil {
-			c.t.Errorf("Close node %d: %v", i, err)
-		}
+		wg.Go(func() {
+			if err := n.Close(); err != nil {
+				c.t.Errorf("Close node %d: %v", i, err)
+			}
+		})
 	}
+	wg.Wait()
 	c.wg.Wait()
-	if c.bubble {
-		t := membership.LocalTiming()
-		<-time.After(t.TCPTimeout + t.ProbeInterval)
-	}
 }
 
 // seen returns the events node i has seen.

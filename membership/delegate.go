@@ -2,6 +2,8 @@ package membership
 
 import (
 	"fmt"
+	"net/netip"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -41,9 +43,21 @@ func (n *Node) noticed(name string) bool {
 	return ok
 }
 
-func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+// GetBroadcasts has nothing to add to memberlist's packets. memberlist
+// asks once per packet it sends with room left, after it has put its own
+// queued broadcasts in; counting the calls tells Leave how many times those
+// have gone out.
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	d.n.sent.Add(1)
+	d.n.signalGossip()
+	return nil
+}
+
+// LocalState has no state of the node's own to exchange.
+func (d *delegate) LocalState(join bool) []byte { return nil }
+
+// MergeRemoteState has nothing to merge.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
 
 // check refuses a member that does not advertise this node's domain.
 func (d *delegate) check(p *memberlist.Node) error {
@@ -100,8 +114,26 @@ func (d *delegate) NotifyLeave(p *memberlist.Node) {
 		}
 		d.n.hub.publish(e)
 	}
+	if p.Name != d.n.name {
+		now := time.Now()
+		d.n.mu.Lock()
+		d.n.departed = now
+		if ip, ok := netip.AddrFromSlice(p.Addr); ok {
+			d.n.noteGone(ip.Unmap(), now)
+		}
+		d.n.mu.Unlock()
+	}
 	select {
 	case d.n.wake <- struct{}{}:
+	default:
+	}
+	d.n.signalGossip()
+}
+
+// signalGossip wakes a Leave waiting for its broadcasts to go out.
+func (n *Node) signalGossip() {
+	select {
+	case n.gossip <- struct{}{}:
 	default:
 	}
 }

@@ -121,7 +121,7 @@ func TestForeignLogIntervals(t *testing.T) {
 		l := textLogger(&buf)
 		var closed atomic.Bool
 		f := newForeignLog(l, 10*time.Second)
-		b := logBridge{l: l, closed: &closed, foreign: f}
+		b := &logBridge{l: l, closed: &closed, foreign: f}
 		write := func(lines ...string) {
 			for _, s := range lines {
 				b.Write([]byte(s + "\n"))
@@ -191,7 +191,7 @@ func TestForeignLogSources(t *testing.T) {
 		var buf syncBuffer
 		l := textLogger(&buf)
 		f := newForeignLog(l, time.Second)
-		b := logBridge{l: l, foreign: f}
+		b := &logBridge{l: l, foreign: f}
 		const sources = maxForeignSources + 10
 		for i := range sources {
 			for range 3 {
@@ -221,7 +221,7 @@ func TestForeignLogSources(t *testing.T) {
 // negative), memberlist's lines pass through one by one, as before.
 func TestForeignLogOff(t *testing.T) {
 	var buf syncBuffer
-	b := logBridge{l: textLogger(&buf)}
+	b := &logBridge{l: textLogger(&buf)}
 	for range 2 {
 		b.Write([]byte(`[ERR] memberlist: discarding packet with unacceptable label "": from=10.0.0.9:4000` + "\n"))
 	}
@@ -240,7 +240,7 @@ func TestForeignLogLevel(t *testing.T) {
 		var buf syncBuffer
 		l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelError}))
 		f := newForeignLog(l, time.Second)
-		b := logBridge{l: l, foreign: f}
+		b := &logBridge{l: l, foreign: f}
 		b.Write([]byte(`[ERR] memberlist: discarding packet with unacceptable label "": from=10.0.0.9:4000` + "\n"))
 		f.mu.Lock()
 		armed := f.timer != nil

@@ -172,7 +172,7 @@ func (n *Node) run(ctx context.Context, joined bool) {
 			// tries its own.
 			resolvedFor = wka
 			var absent []netip.AddrPort
-			for _, a := range n.resolveWKA(ctx, *wka) {
+			for _, a := range n.resolveWKA(ctx, wka) {
 				if !n.present(a) {
 					absent = append(absent, a)
 				}
@@ -184,7 +184,7 @@ func (n *Node) run(ctx context.Context, joined bool) {
 		}
 		if rejoin {
 			if wka := n.wka.Load(); wka != resolvedFor || now.Sub(resolvedAt) >= n.cfg.RejoinInterval {
-				addrs, resolvedFor, resolvedAt = n.resolveWKA(ctx, *wka), wka, now
+				addrs, resolvedFor, resolvedAt = n.resolveWKA(ctx, wka), wka, now
 			}
 			var due []netip.AddrPort
 			for a := range retries {
@@ -240,16 +240,32 @@ func (n *Node) run(ctx context.Context, joined bool) {
 }
 
 // resolveWKA returns the addresses of wka other than the node's own,
-// resolving host names within Timing.TCPTimeout; names that do not resolve
-// are logged at Debug and left out (the next resolution tries again).
-func (n *Node) resolveWKA(ctx context.Context, wka []wkaTarget) []netip.AddrPort {
+// resolving host names within Timing.TCPTimeout, and keeps them for Health;
+// names that do not resolve are logged at Debug and left out (the next
+// resolution tries again).
+func (n *Node) resolveWKA(ctx context.Context, wka *[]wkaTarget) []netip.AddrPort {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timing.TCPTimeout)
 	defer cancel()
-	addrs, errs := resolve(ctx, wka, n.lookup)
+	addrs, errs := resolve(ctx, *wka, n.lookup)
 	for _, err := range errs {
 		n.log.Debug("membership: well-known member not resolved", "err", err)
 	}
-	return n.others(addrs)
+	return n.keepResolved(wka, addrs)
+}
+
+// resolution is the well-known addresses a list resolved to, other than the
+// node's own.
+type resolution struct {
+	from  *[]wkaTarget // the list, as stored in Node.wka
+	addrs []netip.AddrPort
+}
+
+// keepResolved drops the node's own addresses from addrs, which wka resolved
+// to, keeps the rest for Health and returns them.
+func (n *Node) keepResolved(wka *[]wkaTarget, addrs []netip.AddrPort) []netip.AddrPort {
+	addrs = n.others(addrs)
+	n.resolved.Store(&resolution{from: wka, addrs: addrs})
+	return addrs
 }
 
 // syncState exchanges full state with a random alive well-known member, or

@@ -3,8 +3,10 @@ package membership
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // logBridge turns memberlist's log lines, "[LEVEL] memberlist: message",
@@ -15,14 +17,25 @@ import (
 // logged at Debug. Once the node is closed, memberlist's goroutines that
 // are still ending report the closed transport ("use of closed network
 // connection") as errors; those are the shutdown itself, not a fault, so
-// whatever memberlist logs after Close is logged at Debug.
+// whatever memberlist logs after Close is logged at Debug. A stream that
+// ended before its first byte reads to memberlist as one without a cluster
+// label; a member that shuts down while it dials sends one, so when it
+// comes from the address of a member, or of one that left or failed within
+// Timing.GossipToTheDeadTime, its line is logged at Debug, not counted
+// (from any other address, a port scan say, it is counted as foreign).
 type logBridge struct {
 	l       *slog.Logger
-	closed  *atomic.Bool // nil: never closed
-	foreign *foreignLog  // nil: every line is logged
+	closed  *atomic.Bool         // nil: never closed
+	foreign *foreignLog          // nil: every line is logged
+	node    atomic.Pointer[Node] // set once the node listens; nil: no stream is known to be a member's
 }
 
-func (b logBridge) Write(p []byte) (int, error) {
+// emptyStreamLine starts memberlist's line about a stream without a label,
+// as it logs one that ended before its first byte.
+const emptyStreamLine = `discarding stream with unacceptable label "": from=`
+
+// Write logs one of memberlist's lines.
+func (b *logBridge) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(p))
 	level := slog.LevelInfo
 	if strings.HasPrefix(msg, "[") {
@@ -39,6 +52,11 @@ func (b logBridge) Write(p []byte) (int, error) {
 		}
 	}
 	msg = strings.TrimPrefix(msg, "memberlist: ")
+	if level > slog.LevelDebug && strings.HasPrefix(msg, emptyStreamLine) {
+		if n := b.node.Load(); n != nil && n.memberEmptyStream(msg[len(emptyStreamLine):]) {
+			level = slog.LevelDebug
+		}
+	}
 	if b.foreign != nil && level > slog.LevelDebug {
 		switch kind := classify(msg); kind {
 		case unreadPacket, unreadStream:
@@ -57,4 +75,51 @@ func (b logBridge) Write(p []byte) (int, error) {
 	}
 	b.l.Log(context.Background(), level, msg, "component", "memberlist")
 	return len(p), nil
+}
+
+// memberEmptyStream reports whether a stream from the address from
+// (host:port), still open, ended before its first byte and came from the
+// address of a member other than the node, or of one that left or failed
+// within Timing.GossipToTheDeadTime: that member shut down while it
+// dialled.
+func (n *Node) memberEmptyStream(from string) bool {
+	if n.tr == nil || !n.tr.emptyStream(from) {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(from)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, m := range n.hub.snapshot() {
+		if m.Name != n.name && m.Addr.Addr() == ip {
+			return true
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at, ok := n.gone[ip]
+	return ok && time.Since(at) <= n.cfg.Timing.GossipToTheDeadTime
+}
+
+// noteGone records that the member at ip left or failed, for
+// memberEmptyStream. n.mu is held. The record is bounded: entries older
+// than Timing.GossipToTheDeadTime are dropped, and past 4096 addresses the
+// oldest goes.
+func (n *Node) noteGone(ip netip.Addr, now time.Time) {
+	if n.gone == nil {
+		n.gone = make(map[netip.Addr]time.Time)
+	}
+	var oldest netip.Addr
+	for a, at := range n.gone {
+		if now.Sub(at) > n.cfg.Timing.GossipToTheDeadTime {
+			delete(n.gone, a)
+		} else if !oldest.IsValid() || at.Before(n.gone[oldest]) {
+			oldest = a
+		}
+	}
+	if len(n.gone) >= 4096 {
+		delete(n.gone, oldest)
+	}
+	n.gone[ip] = now
 }

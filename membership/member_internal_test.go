@@ -117,7 +117,7 @@ func TestLogBridge(t *testing.T) {
 			return a
 		},
 	}))
-	b := logBridge{l: l}
+	b := &logBridge{l: l}
 	for _, line := range []string{
 		"[DEBUG] memberlist: Stream connection from=127.0.0.1:4000\n",
 		"[INFO] memberlist: Marking n1 as failed\n",
@@ -141,7 +141,7 @@ level=INFO msg="no level" component=memberlist
 	// ending are the shutdown itself: Debug, not Error.
 	buf.Reset()
 	var closed atomic.Bool
-	b = logBridge{l: l, closed: &closed}
+	b = &logBridge{l: l, closed: &closed}
 	b.Write([]byte("[ERR] memberlist: Failed to send gossip: use of closed network connection\n"))
 	closed.Store(true)
 	b.Write([]byte("[ERR] memberlist: Failed to send gossip: use of closed network connection\n"))

@@ -50,7 +50,6 @@ func localConfig(t *testing.T, wka ...string) membership.Config {
 func TestRealUDPFiveNodes(t *testing.T) {
 	before := runtime.NumGoroutine()
 	c := newCluster(t)
-	c.bubble = false
 	first := c.join(1, localConfig(t))
 	if !first.Addr().Addr().IsLoopback() || first.Addr().Port() == 0 {
 		t.Fatalf("Addr() = %v, want a loopback address with a port", first.Addr())
@@ -139,7 +138,6 @@ func TestAdvertiseTemplate(t *testing.T) {
 
 func TestResolveHook(t *testing.T) {
 	c := newCluster(t)
-	c.bubble = false
 	defer c.close()
 	first := c.join(1, localConfig(t))
 	asked := make(chan string, 10)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
@@ -18,24 +19,29 @@ import (
 // Node is a running member of a cluster. It is created by Join and stopped
 // by Leave or Close. Its methods are safe for concurrent use.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	name   string
-	addr   netip.AddrPort // advertised
-	bind   netip.AddrPort
-	local  map[netip.Addr]bool         // interface addresses, when bind is unspecified
-	wka    atomic.Pointer[[]wkaTarget] // replaced whole by SetWKA
-	lookup func(context.Context, string) ([]netip.Addr, error)
-	ml     *memberlist.Memberlist
-	tr     *countingTransport
-	hub    *hub
-	wake   chan struct{} // buffered 1: a member left or failed, look at the WKA list again
-	drops  *foreignLog   // counts memberlist's lines about unreadable packets; nil when turned off
+	cfg      Config
+	log      *slog.Logger
+	name     string
+	addr     netip.AddrPort // advertised
+	bind     netip.AddrPort
+	local    map[netip.Addr]bool         // interface addresses, when bind is unspecified
+	wka      atomic.Pointer[[]wkaTarget] // replaced whole by SetWKA
+	resolved atomic.Pointer[resolution]  // what a list last resolved to, for Health
+	lookup   func(context.Context, string) ([]netip.Addr, error)
+	ml       *memberlist.Memberlist
+	tr       *countingTransport
+	hub      *hub
+	wake     chan struct{} // buffered 1: a member left or failed, look at the WKA list again
+	sent     atomic.Int64  // packets memberlist sent with room for broadcasts (see delegate.GetBroadcasts)
+	gossip   chan struct{} // buffered 1: sent grew, or a member left or failed
+	drops    *foreignLog   // counts memberlist's lines about unreadable packets; nil when turned off
 
-	mu      sync.Mutex // protects meta, props and leaving
-	meta    []byte
-	props   map[string]string
-	leaving map[string]bool // members that sent a leave notice
+	mu       sync.Mutex // protects meta, props, leaving, departed and gone
+	meta     []byte
+	props    map[string]string
+	leaving  map[string]bool          // members that sent a leave notice
+	departed time.Time                // when a member last left or failed
+	gone     map[netip.Addr]time.Time // addresses of members that left or failed, and when
 
 	cancel    context.CancelFunc // stops the rejoin loop
 	done      chan struct{}      // closed when the rejoin loop has returned
@@ -101,6 +107,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		lookup: cfg.Resolve,
 		hub:    newHub(cfg.EventBuffer),
 		wake:   make(chan struct{}, 1),
+		gossip: make(chan struct{}, 1),
 		meta:   encoded,
 		props:  cfg.Properties,
 		done:   make(chan struct{}),
@@ -112,7 +119,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if n.props == nil {
 		n.props = map[string]string{}
 	}
-	bridge := logBridge{l: cfg.Logger, closed: &n.closed}
+	bridge := &logBridge{l: cfg.Logger, closed: &n.closed}
 	if cfg.ForeignLogInterval > 0 {
 		n.drops = newForeignLog(cfg.Logger, cfg.ForeignLogInterval)
 		bridge.foreign = n.drops
@@ -124,6 +131,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.tr = tr
+	bridge.node.Store(n)
 	n.bind = netip.AddrPortFrom(bindIP, uint16(port))
 	if bindIP.IsUnspecified() && cfg.Transport == nil {
 		n.local = localAddrs()
@@ -167,13 +175,14 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.log.Debug("membership: node started", "name", n.name, "addr", n.addr, "domain", cfg.Domain, "subDomain", cfg.SubDomain)
 
-	addrs, errs := resolve(ctx, n.wkaList(), n.lookup)
+	list := n.wka.Load()
+	addrs, errs := resolve(ctx, *list, n.lookup)
 	for _, err := range errs {
 		n.log.Warn("membership: well-known member not resolved", "err", err)
 	}
-	joined := n.tryJoin(ctx, n.others(addrs))
+	joined := n.tryJoin(ctx, n.keepResolved(list, addrs))
 	if err := ctx.Err(); err != nil {
-		n.ml.Shutdown()
+		n.shutdown()
 		n.hub.close()
 		n.stopForeignLog()
 		return nil, err
@@ -247,9 +256,15 @@ func (n *Node) SetProperties(p map[string]string) error {
 }
 
 // Close stops the node at once, without telling the cluster, which sees it
-// fail; use Leave to depart gracefully. It stops every goroutine the node
-// started before it returns, and ends Watch calls with ErrClosed. Close is
-// idempotent.
+// fail; use Leave to depart gracefully. It ends Watch calls with ErrClosed,
+// and returns only once every goroutine the node started has ended,
+// memberlist's included: a probe memberlist sent to a member that did not
+// answer waits for its ack until its probe interval is over, and memberlist
+// does not stop it at shutdown, so while the node has other members Close
+// waits that long — Timing.ProbeInterval, scaled up by Health().Score as
+// memberlist scales it. A node with no other member for that long returns at
+// once. So a test in a testing/synctest bubble can end right after Close.
+// Close is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
@@ -257,14 +272,43 @@ func (n *Node) Close() error {
 		// Shut memberlist down before waiting for the rejoin loop: closing
 		// the transport ends a join or state exchange in flight, which
 		// memberlist would otherwise let run up to Timing.TCPTimeout.
-		if err := n.ml.Shutdown(); err != nil {
-			n.closeErr = fmt.Errorf("membership: close: %w", err)
-		}
+		n.closeErr = n.shutdown()
 		<-n.done
 		n.hub.close()
 		n.stopForeignLog()
 	})
 	return n.closeErr
+}
+
+// shutdown shuts memberlist down and waits until its goroutines have ended.
+//
+// memberlist.Shutdown closes the transport and stops its tickers but waits
+// for none of its goroutines. Those reading packets and streams return at
+// once, and the transport closes every stream still open, which ends the
+// handlers of accepted streams, push-pulls and TCP probes; a dial after
+// shutdown fails at once. What remains is the probe in flight, if any: it
+// waits on a timer for its ack (ProbeTimeout, then the probe interval
+// scaled by the awareness score the probe started with, which can only
+// have grown since), and the TCP probe it started ends by the same time.
+// No probe is in flight when the node has had no other member for that
+// long: memberlist probes only members it does not hold dead or left.
+func (n *Node) shutdown() error {
+	span := n.cfg.Timing.ProbeInterval * time.Duration(n.ml.GetHealthScore()+1)
+	end := time.Now().Add(span)
+	if n.ml.NumMembers() <= 1 {
+		n.mu.Lock()
+		end = n.departed.Add(span) // zero departed: long past
+		n.mu.Unlock()
+	}
+	var err error
+	if serr := n.ml.Shutdown(); serr != nil {
+		err = fmt.Errorf("membership: close: %w", serr)
+	}
+	if d := time.Until(end); d > 0 {
+		t := time.NewTimer(d)
+		<-t.C
+	}
+	return err
 }
 
 // stopForeignLog logs the pending counts of unreadable packets and stops

@@ -57,9 +57,13 @@ func (n *Node) listen(ip netip.Addr, logger *log.Logger) (*countingTransport, in
 		}
 		if err == nil {
 			if port != first {
-				n.log.Info("membership: port taken, using the next free one", "port", first, "used", used)
+				// Nodes whose WKA names the configured port do not reach
+				// this one there, but whatever holds that port: an
+				// operator must act (free the port, or list this one).
+				n.log.Warn("membership: configured port taken, listening on another; well-known member lists naming the configured port do not reach this node",
+					"configured", first, "port", used)
 			}
-			return &countingTransport{NodeAwareTransport: tr}, used, nil
+			return newCountingTransport(tr), used, nil
 		}
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			break

@@ -147,6 +147,7 @@ func (n *Network) NewTransport(addr netip.AddrPort) (*Transport, error) {
 		packetCh: make(chan *memberlist.Packet, PacketQueue),
 		streamCh: make(chan net.Conn, streamQueue),
 		conns:    make(map[*conn]struct{}),
+		done:     make(chan struct{}),
 	}
 	n.nodes[addr] = t
 	return t, nil
@@ -237,6 +238,8 @@ type Transport struct {
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
 
+	done chan struct{} // closed by Shutdown
+
 	mu      sync.Mutex         // protects conns and stopped
 	conns   map[*conn]struct{} // open stream ends owned by this node
 	stopped bool
@@ -291,7 +294,8 @@ func (t *Transport) StreamCh() <-chan net.Conn { return t.streamCh }
 
 // DialTimeout opens a stream to addr (host:port). It fails with an error
 // wrapping ErrUnreachable when addr cannot be reached: at once, or after the
-// round trip of the network's latency.
+// round trip of the network's latency; and at once when t shuts down while
+// the dial waits for that round trip.
 func (t *Transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
@@ -308,11 +312,23 @@ func (t *Transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	rtt := 2 * n.latency
 	n.mu.Unlock()
 	if rtt > 0 {
+		wait, err := rtt, error(nil)
 		if timeout > 0 && timeout < rtt {
-			time.Sleep(timeout)
-			return nil, &net.OpError{Op: "dial", Net: network, Source: Addr(t.addr), Addr: Addr(to), Err: os.ErrDeadlineExceeded}
+			wait, err = timeout, os.ErrDeadlineExceeded
 		}
-		time.Sleep(rtt)
+		// A dial in flight ends when its transport shuts down, as a
+		// socket's does when it is closed, so that no goroutine of a
+		// stopped node is left waiting out the latency.
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-t.done:
+			timer.Stop()
+			err = ErrUnreachable
+		}
+		if err != nil {
+			return nil, &net.OpError{Op: "dial", Net: network, Source: Addr(t.addr), Addr: Addr(to), Err: err}
+		}
 	}
 	n.mu.Lock()
 	dst := n.reachable(t.addr, to)
@@ -353,6 +369,7 @@ func (t *Transport) Shutdown() error {
 		return nil
 	}
 	t.stopped = true
+	close(t.done)
 	conns := t.conns
 	t.conns = nil
 	t.mu.Unlock()
@@ -392,6 +409,7 @@ type conn struct {
 	net.Conn
 	owner         *Transport
 	local, remote netip.AddrPort
+	closed        atomic.Bool // this end was closed
 }
 
 func (c *conn) Write(b []byte) (int, error) {
@@ -401,8 +419,28 @@ func (c *conn) Write(b []byte) (int, error) {
 }
 
 func (c *conn) Close() error {
+	c.closed.Store(true)
 	c.owner.untrack(c)
 	return c.Conn.Close()
+}
+
+// SetDeadline sets the read and write deadlines. Once the other end has
+// closed, a pipe refuses deadlines where a TCP socket accepts them; the
+// stream behaves as the socket: only a closed end refuses.
+func (c *conn) SetDeadline(t time.Time) error { return c.deadline(c.Conn.SetDeadline(t)) }
+
+// SetReadDeadline is SetDeadline for reads.
+func (c *conn) SetReadDeadline(t time.Time) error { return c.deadline(c.Conn.SetReadDeadline(t)) }
+
+// SetWriteDeadline is SetDeadline for writes.
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.deadline(c.Conn.SetWriteDeadline(t)) }
+
+// deadline drops the pipe's error when only the other end is closed.
+func (c *conn) deadline(err error) error {
+	if err != nil && !c.closed.Load() {
+		return nil
+	}
+	return err
 }
 
 func (c *conn) LocalAddr() net.Addr  { return Addr(c.local) }
