@@ -418,3 +418,61 @@ func killUnderLoad(t *testing.T, ctx context.Context, client *http.Client, g *to
 	t.Logf("%d requests, %d failed; %d sessions of node-a moved to node-b, %d of node-b stayed",
 		requests, len(probeErrs)+len(l.errs), moved, len(users)-moved)
 }
+
+// TestTomcatGatewayRestartRouteMode restarts the gateway, on the same
+// address, between two rounds of 10 requests of 20 users by cookie and 20
+// by links. In route mode (-backends node-a=…,node-b=…) the session ids'
+// jvmRoute suffix routes them, with no table to lose: every session stays
+// on its node with its counter unbroken. With the learned table alone, the
+// restarted gateway knows none of them and guesses each request's node
+// until a node that does not know the session issues a new one: how many
+// are lost is logged for comparison (nearly all).
+func TestTomcatGatewayRestartRouteMode(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	a, b := tomcatPair(t, ctx)
+	client, tr := tomcatClient()
+	defer tr.CloseIdleConnections()
+	for _, tc := range []struct {
+		name     string
+		backends string
+		keep     bool // every session must survive the restart
+	}{
+		{"routes", "node-a=" + a.URL() + ",node-b=" + b.URL(), true},
+		{"learned table alone", a.URL() + "," + b.URL(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const sessions, requests = 20, 10
+			g := startTomcatGateway(t, "127.0.0.1:0", tc.backends)
+			users := tomcatUsers(client, g.url, sessions)
+			pages := make([][]tomcat.Page, len(users))
+			for _, err := range runUsers(ctx, users, pages, requests) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			g.stop(t)
+			tr.CloseIdleConnections()
+			start := time.Now()
+			g = startTomcatGateway(t, g.addr, tc.backends)
+			restart := time.Since(start)
+			for _, err := range runUsers(ctx, users, pages, requests) {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			lost := 0
+			for i, u := range users {
+				if err := checkSession(pages[i], 1, u.Rewrite); err != nil {
+					lost++
+					if tc.keep {
+						t.Errorf("%s: %v", userName(i, u), err)
+					}
+				}
+			}
+			t.Logf("gateway restarted on %s in %v: %d of %d sessions lost (%d requests each, half before and half after)",
+				g.addr, restart.Round(time.Millisecond), lost, len(users), 2*requests)
+		})
+	}
+}
