@@ -66,6 +66,7 @@ func query(t *testing.T, server, name string) []string {
 }
 
 func TestMembershipDNS(t *testing.T) {
+	checkLeaks(t)
 	srv, err := hosts.NewServer(hosts.ServerConfig{Zone: testZone, TTL: time.Second, Logger: discard})
 	if err != nil {
 		t.Fatal(err)

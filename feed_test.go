@@ -361,6 +361,7 @@ func TestFeedResync(t *testing.T) {
 	// Run on a node whose Feed falls behind: the events it missed are
 	// replaced by a Resync, after which the pools equal the live members.
 	t.Run("Run", func(t *testing.T) {
+		checkLeaks(t)
 		var nw membertest.Network
 		lbCfg := testConfig(&nw, 1, "")
 		lbCfg.EventBuffer = 1
