@@ -61,29 +61,30 @@ func parseFuzzFile(b []byte) ([]byte, error) {
 }
 
 // TestH1DifferentialStdlib runs every input of FuzzH1Client's corpus with
-// the balancer's client and with net/http's Transport. Both must keep the
-// invariant (each request gets an error or its own response). Where one
-// succeeds and the other fails a request, the difference is logged: the two
-// clients legitimately differ on some anomalies (net/http's Transport
-// allows more informational responses, and rewrites a request on its own
-// rules), so outcomes are reported, not asserted equal.
-//
-// net/http's Transport keeps the invariant only because every write of the
-// fuzz backend carries all it sends for a request: a response that arrives
-// on an idle connection later can reach its next request
-// (TestPoolUnsolicitedResponse).
+// the balancer's client and with net/http's Transport. The balancer's client
+// must keep the invariant (each request gets an error or its own response).
+// net/http's Transport does not always: its reader of a connection returns
+// the connection to the pool before it looks at what follows a response,
+// and the next request may take the connection first and get what
+// follows — a second response, the rest of an overlong body — as its own
+// (TestPoolUnsolicitedResponse shows it over TCP). Its breaches are logged,
+// not failed, as are the requests where one client succeeds and the other
+// fails: the two legitimately differ there (net/http's Transport allows
+// more informational responses, and writes requests again on its own
+// rules).
 func TestH1DifferentialStdlib(t *testing.T) {
 	corpus := h1Corpus(t)
 	dir := t.TempDir()
-	differ := 0
+	differ, stdBreaches := 0, 0
 	for name, data := range corpus {
 		t.Run(name, func(t *testing.T) {
 			std := runH1Script(t, dir, data, newFuzzStdlib)
 			for _, v := range std.violations {
-				t.Errorf("net/http's Transport: %s", v)
+				stdBreaches++
+				t.Logf("net/http's Transport: %s", v)
 			}
 			if !useH1 {
-				return // h1Transport is net/http's Transport in this build
+				return // h1Transport sends every request to net/http's Transport in this build
 			}
 			own := runH1Script(t, dir, data, newFuzzH1)
 			for _, v := range own.violations {
@@ -95,5 +96,5 @@ func TestH1DifferentialStdlib(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d inputs, outcomes differ on %d", len(corpus), differ)
+	t.Logf("%d inputs: outcomes differ on %d; net/http's Transport gave %d requests another's response", len(corpus), differ, stdBreaches)
 }
