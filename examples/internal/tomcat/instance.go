@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -67,8 +68,30 @@ func New(t testing.TB, route string) *Instance {
 	return in
 }
 
-// freePort returns a TCP port of 127.0.0.1 that was free a moment ago.
+// freePort returns a TCP port of 127.0.0.1 that was free a moment ago,
+// below the kernel's ephemeral range when it can: a port the kernel hands
+// out to outgoing connections could be taken by one of another test while
+// a killed instance is down, and its restart would fail to bind.
 func freePort() (int, error) {
+	lo := 32768 // Linux's default ip_local_port_range starts there
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lo = n
+			}
+		}
+	}
+	const first = 10000 // above the ports of well-known services
+	for range 100 {
+		if lo-first < 1000 {
+			break
+		}
+		port := first + rand.IntN(lo-first)
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			ln.Close()
+			return port, nil
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("tomcat: free port: %w", err)
