@@ -185,3 +185,40 @@ func TestPeerShutdownQuiet(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaveAloneRealUDP: three nodes on real sockets stopped together all
+// leave without error, none waiting out its deadline for the others.
+func TestLeaveAloneRealUDP(t *testing.T) {
+	c := newCluster(t)
+	defer c.close()
+	for i := 1; i <= 3; i++ {
+		cfg := localConfig(t)
+		if i > 1 {
+			cfg.WKA = []string{c.nodes[1].Addr().String()}
+		}
+		c.join(i, cfg)
+	}
+	c.waitUntil(10*time.Second, "3 nodes converge over UDP/TCP", func() bool { return c.converged(1, 2, 3) })
+	const deadline = 5 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	errs := make([]error, 3)
+	took := make([]time.Duration, 3)
+	var wg sync.WaitGroup
+	for i := 1; i <= 3; i++ {
+		n := c.nodes[i]
+		wg.Go(func() {
+			start := time.Now()
+			errs[i-1] = n.Leave(ctx)
+			took[i-1] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	clear(c.nodes)
+	for i := range errs {
+		if errs[i] != nil || took[i] >= deadline/2 {
+			t.Errorf("node %d: Leave = %v after %v, want nil well within the %v deadline", i+1, errs[i], took[i], deadline)
+		}
+	}
+	t.Logf("Leave took %v", took)
+}

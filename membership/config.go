@@ -53,8 +53,10 @@ type Config struct {
 	Port int
 
 	// PortRetries is how many following ports Join tries when Port is taken,
-	// as Carbon increments localMemberPort. The port used is Node.Addr().Port().
-	// Zero means only Port.
+	// as Carbon increments localMemberPort. The port used is
+	// Node.Addr().Port() and Health().Port; a move is logged at Warn, since
+	// nodes whose WKA names Port then reach whatever holds it. Zero means
+	// only Port.
 	PortRetries int
 
 	// WKA lists the well-known members, each an expression ParseWKA accepts:
@@ -120,7 +122,9 @@ type Config struct {
 	// source address, "membership: dropped unreadable cluster messages",
 	// with the counts of packets and streams and memberlist's first reason.
 	// memberlist itself logs one line per packet at Error, so anyone who can
-	// reach Port could otherwise fill the log. The first line comes one
+	// reach Port could otherwise fill the log. A stream that ends before
+	// its first byte from the address of a member (one stopping while it
+	// dialled) is logged at Debug instead. The first line comes one
 	// interval after the first such packet; Close logs what is pending. Zero
 	// means 10s. A negative value turns the counting off: memberlist's lines
 	// are logged one by one.

@@ -65,8 +65,11 @@
 // # Concurrency and ownership
 //
 // A Node's methods are safe for concurrent use. Join starts the node's
-// goroutines and Close (or Leave) stops them all before it returns, apart
-// from memberlist's probe timers, which end within Timing.ProbeInterval. The
+// goroutines and Close (or Leave) stops them all, memberlist's included,
+// before it returns: a test in a testing/synctest bubble may end right
+// after Close. A probe memberlist has in flight waits out its probe
+// interval, so Close may take Timing.ProbeInterval (scaled by
+// Health().Score) when the node has other members. The
 // package keeps no global state and never writes to stdout; it logs through
 // Config.Logger. memberlist logs one line per packet it cannot read, so
 // anyone who reaches the port could fill the log: those lines are counted
