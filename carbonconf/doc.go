@@ -15,9 +15,16 @@
 // siblings (expanding an empty-element tag such as <Ports/> that must take
 // a child); LBConf.Set, LBConf.Remove and LBConf.AddDomain do the same for
 // loadbalancer.conf entries and domains. A setter that fails leaves the
-// document unchanged, and Save
-// replaces a file atomically, keeping its mode. Malformed input is a
-// *ParseError with file, line, column and what was expected.
+// document unchanged, and Save replaces a file atomically, keeping its
+// mode, owner and group and following a symbolic link. Malformed input is a
+// *ParseError with file, line, column and what was expected; so are bytes
+// outside the declared encoding (ErrEncoding), references to undeclared
+// entities (ErrUndefinedEntity) and characters XML forbids
+// (ErrForbiddenChar), and elements nested deeper than MaxDepth
+// (ErrTooDeep). Reading, linting and editing take time and memory linear
+// in a file's size, whatever its shape. ReadLBConf accepts blocks left open
+// at end of file with one warning; ReadLBConfStrict refuses them
+// (ErrUnclosedBlock), for programs that apply what they read.
 //
 // A Node is one server's product home. LoadNode reads its files, and
 // Node.Identity gives the plain values a membership or balancer
@@ -31,7 +38,8 @@
 //
 // Node.ConfigureManager and Node.ConfigureWorker carry out the clustering
 // procedures of a worker/manager separated cluster on a node's files and
-// return the unified diff; Node.Save writes them. Lint checks a whole
+// return the unified diff; Node.Save writes them, all of the node's files
+// or, when one cannot be written, none. Lint checks a whole
 // cluster and its loadbalancer.conf before anything starts and returns
 // Findings with stable codes (documented in docs/carbonconf.md).
 //

@@ -264,7 +264,9 @@ func (p *lbParser) token() (int, int) {
 func parseLBConf(file string, src []byte) (*LBConf, error) {
 	p := &lbParser{file: file, src: src, lines: lineStarts(src)}
 	conf := &LBConf{File: file, src: src, Root: &LBBlock{Line: 1, Col: 1, Closed: true}}
-	conf.spans = map[*LBBlock]*lbSpan{conf.Root: {start: 0, open: -1, close: len(src), end: len(src)}}
+	// One span per block: sized once, the map is not rehashed as it grows.
+	conf.spans = make(map[*LBBlock]*lbSpan, 1+bytes.Count(src, []byte("{")))
+	conf.spans[conf.Root] = &lbSpan{start: 0, open: -1, close: len(src), end: len(src)}
 	stack := []*LBBlock{conf.Root}
 	var words [][2]int // the current statement's words
 	for {
