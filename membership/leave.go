@@ -77,6 +77,10 @@ func (n *Node) Leave(ctx context.Context) error {
 // the node is alive, or until ctx ends, which it then returns the cause of.
 func (n *Node) awaitGossip(ctx context.Context) error {
 	start := n.sent.Load()
+	// The signal wakes one waiter; a second (Leave called twice at once)
+	// looks again every gossip round.
+	tick := time.NewTicker(n.cfg.Timing.GossipInterval)
+	defer tick.Stop()
 	for {
 		alive := n.ml.NumMembers()
 		if alive <= 1 || n.sent.Load()-start >= int64(retransmitLimit(n.cfg.Timing.RetransmitMult, alive)) {
@@ -86,6 +90,7 @@ func (n *Node) awaitGossip(ctx context.Context) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-n.gossip:
+		case <-tick.C:
 		}
 	}
 }
