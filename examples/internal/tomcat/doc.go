@@ -19,5 +19,5 @@
 //
 // Require skips a test when Tomcat or Java is not installed, unless the
 // environment variable CI is set: there the test fails, since CI installs
-// them (.ci/run).
+// them (.ci/run). go test -short skips them.
 package tomcat

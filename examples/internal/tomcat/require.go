@@ -28,9 +28,13 @@ func Installed() error {
 
 // Require skips t when Installed reports an error, naming what to install,
 // except when the environment variable CI is set: there t fails, since CI
-// installs Tomcat (.ci/run) and the tests must run.
+// installs Tomcat (.ci/run) and the tests must run. With -short it skips t
+// in any case: the JVMs take seconds to start.
 func Require(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("tomcat: -short: skipping the tests against real Tomcat")
+	}
 	err := Installed()
 	if err == nil {
 		return
