@@ -370,6 +370,12 @@ func killUnderLoad(t *testing.T, ctx context.Context, client *http.Client, g *to
 		}
 		ready = time.Now()
 	}
+	// A backend back from down gets a trial request once its cool-off
+	// (FailTimeout, 10 s) has passed since its last failure: at most that
+	// long after node-a is ready, and a probe's latency.
+	if wait := firstOnA.Sub(ready); wait > 10*time.Second+5*time.Second {
+		t.Errorf("node-a received its first new session %v after it was ready, want within the cool-off of 10 s", wait.Round(time.Millisecond))
+	}
 	before := newSessions["node-a"]
 	for range 10 {
 		probe()

@@ -62,7 +62,8 @@ func New(t testing.TB, route string) *Instance {
 	t.Cleanup(func() {
 		in.Kill()
 		if t.Failed() {
-			t.Logf("tomcat %s (%s), console output ends:\n%s", in.route, in.url, in.ConsoleTail(60))
+			t.Logf("tomcat %s (%s), console output ends:\n%s\naccess log ends:\n%s",
+				in.route, in.url, in.ConsoleTail(60), in.AccessLogTail(20))
 		}
 	})
 	return in
@@ -304,7 +305,22 @@ func (in *Instance) PID() int {
 // ConsoleTail returns the last n lines of the instance's console output
 // (stdout and stderr of every start).
 func (in *Instance) ConsoleTail(n int) string {
-	b, err := os.ReadFile(in.consolePath())
+	return tail(in.consolePath(), n)
+}
+
+// AccessLogTail returns the last n lines of the instance's access log
+// (Tomcat's AccessLogValve: one line per request, of the latest day).
+func (in *Instance) AccessLogTail(n int) string {
+	logs, _ := filepath.Glob(filepath.Join(in.dir, "logs", "localhost_access_log.*.txt"))
+	if len(logs) == 0 {
+		return "(no access log)"
+	}
+	return tail(logs[len(logs)-1], n) // the names sort by date
+}
+
+// tail returns the last n lines of the file at path, or why it cannot.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
