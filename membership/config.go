@@ -365,6 +365,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ForeignLogInterval == 0 {
 		c.ForeignLogInterval = def.ForeignLogInterval
 	}
+	if c.Resolve == nil {
+		c.Resolve = defaultLookup
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -113,9 +113,6 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		done:   make(chan struct{}),
 	}
 	n.wka.Store(&wka)
-	if n.lookup == nil {
-		n.lookup = defaultLookup
-	}
 	if n.props == nil {
 		n.props = map[string]string{}
 	}

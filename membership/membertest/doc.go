@@ -9,10 +9,10 @@
 // sender: a packet for a node that is stopped, cut off by a partition, or
 // whose receive queue is full is dropped, as a datagram would be. Streams are
 // in-memory pipes; dialling a stopped or cut-off node fails, and stopping a
-// node closes its open streams. The network can lose a fraction of packets,
-// delay packets and stream dials (a dial takes a round trip, as a TCP
-// handshake does), split its nodes into sides that cannot reach each other,
-// and heal.
+// node closes its open streams and ends its dials in flight. The network
+// can lose a fraction of packets, delay packets and stream dials (a dial
+// takes a round trip, as a TCP handshake does), split its nodes into sides
+// that cannot reach each other, and heal.
 //
 // Everything a Network does happens on goroutines, timers and channels it
 // creates when it is used, so a cluster built on it runs inside a
