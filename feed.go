@@ -215,10 +215,10 @@ func (f *Feed) Wait(ctx context.Context, cond func(pools map[string][]balancer.B
 // (membership.PropHTTPPort), "https" (membership.PropHTTPSPort), or empty
 // for the HTTP port, else the HTTPS one. ok is false for a member without
 // that port (or with one that is not a port number), such as a balancer
-// that is itself a member, and for a member marked as a balancer
-// (PropRole is RoleBalancer) whatever ports it announces.
+// that is itself a member, for a member marked as a balancer (PropRole is
+// RoleBalancer) whatever ports it announces, and for any other scheme.
 func MemberBackend(m membership.Member, scheme string) (b balancer.Backend, ok bool) {
-	if m.Properties[PropRole] == RoleBalancer {
+	if m.Properties[PropRole] == RoleBalancer || scheme != "" && scheme != "http" && scheme != "https" {
 		return b, false
 	}
 	port, ok := memberPort(m, scheme)

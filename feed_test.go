@@ -292,6 +292,7 @@ func TestMemberBackend(t *testing.T) {
 		{"port x", "10.0.0.5:4000", "", httpPort("x"), balancer.Backend{}, false},
 		{"port 70000", "10.0.0.5:4000", "", httpPort("70000"), balancer.Backend{}, false},
 		{"marked balancer", "10.0.0.5:4000", "", map[string]string{membership.PropHTTPPort: "80", carbonlb.PropRole: carbonlb.RoleBalancer}, balancer.Backend{}, false},
+		{"unknown scheme", "10.0.0.5:4000", "ftp", both, balancer.Backend{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := carbonlb.MemberBackend(member("n", "worker", tc.addr, tc.props), tc.scheme)
