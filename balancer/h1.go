@@ -149,8 +149,10 @@ type h1Error struct {
 	err         error  // the cause
 }
 
+// Error says what failed, and why.
 func (e *h1Error) Error() string { return "balancer: " + e.op + ": " + e.err.Error() }
 
+// Unwrap returns the cause.
 func (e *h1Error) Unwrap() error { return e.err }
 
 // rewritable reports whether a request with method may be written again on
@@ -165,6 +167,10 @@ func rewritable(method string) bool {
 	return false
 }
 
+// RoundTrip sends req to the backend its URL names and returns the
+// response, whose body returns the connection to the pool once read to its
+// end. Its errors are *h1Error, except those of the fallback Transport when
+// no byte of a response arrived.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	scheme := req.URL.Scheme
 	hasBody := req.Body != nil && req.Body != http.NoBody
@@ -342,17 +348,20 @@ func (ts *tlsSocket) track(p []byte) {
 	}
 }
 
+// newTLSSocket returns c, to be put under a TLS client connection.
 func newTLSSocket(c net.Conn) *tlsSocket {
 	ts := &tlsSocket{Conn: c, raw: rawConn(c)}
 	ts.fn = ts.recv
 	return ts
 }
 
+// recv, called by syscall.RawConn.Read, receives into ts.p without waiting.
 func (ts *tlsSocket) recv(fd uintptr) bool {
 	ts.n, ts.wb, ts.ok = recvNow(fd, ts.p, false)
 	return true
 }
 
+// Read reads from the socket, without waiting while idle checks.
 func (ts *tlsSocket) Read(p []byte) (int, error) {
 	if !ts.probing {
 		n, err := ts.Conn.Read(p)
@@ -394,6 +403,7 @@ func (ts *tlsSocket) idle(c net.Conn) bool {
 // connection's error.
 var errWouldBlock error = wouldBlockError{}
 
+// wouldBlockError is the type of errWouldBlock.
 type wouldBlockError struct{}
 
 func (wouldBlockError) Error() string   { return "nothing to read" }
@@ -642,6 +652,8 @@ type h1Body struct {
 	done bool // the connection was released or closed
 }
 
+// Read reads the body; at its end the connection goes back to the pool if
+// it may (release), on an error it is closed.
 func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
@@ -659,6 +671,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the connection unless the body was read to its end.
 func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
