@@ -58,7 +58,10 @@ import (
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
+	"github.com/carbonlb/carbonlb/examples/internal/front"
+	"github.com/carbonlb/carbonlb/examples/internal/listen"
 	"github.com/carbonlb/carbonlb/examples/internal/site"
+	"github.com/carbonlb/carbonlb/metrics"
 )
 
 // options are the command-line settings.
@@ -78,6 +81,11 @@ type options struct {
 	cpuProfile string
 	ready      func(addr string) // called once listening (tests)
 
+	// Both modes.
+	admin, adminTokenFile string
+	adminReady            func(addr string) // called once the admin listener listens (tests)
+	proxyProtocol         []netip.Prefix
+
 	// Configuration-file mode.
 	lbconf, axis2, static, https, statusPath string
 	memberPort                               *int
@@ -93,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var backends, sticky, policy, certs, keys, self, level, mgtAllow, trusted string
+	var backends, sticky, policy, certs, keys, self, level, mgtAllow, trusted, proxy string
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&backends, "backends", "", "comma-separated backend URLs (http://host:port), or name=URL: a backend whose name is its route (Tomcat's jvmRoute, for -sticky learn)")
 	fs.StringVar(&sticky, "sticky", "learn", "stickiness: learn (JSESSIONID), insert (own cookie) or off")
@@ -112,7 +120,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	memberPort := fs.Int("member-port", -1, "with -axis2: cluster port instead of localMemberPort (0: any free port)")
 	fs.StringVar(&o.static, "static", "", "with -lbconf: static pools, pool=url,url;pool=url")
 	fs.StringVar(&o.https, "https", "", "with -lbconf: HTTPS listen address (certificates from -tls-cert/-tls-key or -tls-self-signed)")
-	fs.StringVar(&o.statusPath, "status-path", "/lb-status", "with -lbconf: path of the status page on the listeners; empty disables")
+	fs.StringVar(&o.statusPath, "status-path", "", "with -lbconf: also serve the status page on the public listeners at this path (it lists backend addresses; empty: only on -admin)")
+	fs.StringVar(&o.admin, "admin", "", "admin address: /metrics, /status, /healthz, /debug/pprof/ and POST /backends/drain, undrain, weight; a bare :port listens on loopback (empty: none)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "file holding the bearer token (at least 16 bytes) the admin interface requires; required when -admin is not loopback")
+	fs.StringVar(&proxy, "proxy-protocol", "", "comma-separated CIDRs of TCP fronts that must send a PROXY protocol v1/v2 header; others may not (empty: none)")
 	fs.StringVar(&o.stickyKeyFile, "sticky-key-file", "", "with -lbconf: file whose bytes (at least 16) sign the -sticky insert cookie; instances sharing it honour each other's cookies (empty: a random key)")
 	fs.StringVar(&mgtAllow, "mgt-allow", "", "with -lbconf: comma-separated CIDRs allowed to the services whose pool's sub-domain is mgt; others get 403 (empty: everyone)")
 	fs.StringVar(&trusted, "trusted-proxies", "", "with -lbconf: comma-separated CIDRs of peers whose X-Forwarded-For is kept and extended (empty: nobody)")
@@ -126,6 +137,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if *memberPort >= 0 {
 		o.memberPort = memberPort
+	}
+	if err := o.checkAdmin(); err != nil {
+		return o, err
+	}
+	var perr error
+	if o.proxyProtocol, perr = parseCIDRs("-proxy-protocol", proxy); perr != nil {
+		return o, perr
 	}
 	if o.lbconf != "" {
 		var err error
@@ -267,10 +285,30 @@ func serveFiles(ctx context.Context, o options, logger *slog.Logger, reload <-ch
 			return err
 		}
 	}
-	s, err := site.Start(ctx, o.siteConfig(logger), ln, tlsLn)
+	ln = listen.Proxy(ln, o.proxyProtocol)
+	if tlsLn != nil {
+		tlsLn = listen.Proxy(tlsLn, o.proxyProtocol)
+	}
+	scfg := o.siteConfig(logger)
+	var collector *metrics.Collector // set before Serve calls OnReload
+	scfg.OnReload = func(err error) { collector.ObserveReload(err) }
+	s, err := site.Start(ctx, scfg, ln, tlsLn)
 	if err != nil {
 		return err
 	}
+	f := s.Front()
+	collector = o.newCollector(f.Balancer(), f.Member())
+	stopAdmin, err := o.startAdmin(adminParts{lb: f.Balancer(), pools: f.Pools(), member: f.Member(),
+		health: f.HealthHandler(), collector: collector}, logger)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopAdmin(sctx)
+	}()
 	attrs := []any{"http", ln.Addr().String(), "lbconf", o.lbconf}
 	if tlsLn != nil {
 		attrs = append(attrs, "https", tlsLn.Addr().String())
@@ -360,7 +398,8 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		return err
 	}
 	defer lb.Close()
-	if err := lb.SetBackends(o.pool, bes); err != nil {
+	pools := front.NewPools(lb)
+	if err := pools.SetBackends(o.pool, bes); err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: lb, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -385,6 +424,12 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
+		return err
+	}
+	ln = listen.Proxy(ln, o.proxyProtocol)
+	stopAdmin, err := o.startAdmin(adminParts{lb: lb, pools: pools, collector: o.newCollector(lb, nil)}, logger)
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	servers := []*http.Server{srv}
@@ -432,6 +477,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	for ; started > 0; started-- {
 		<-errc
 	}
+	stopAdmin(sctx)
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

@@ -52,6 +52,7 @@ type Config struct {
 // Front is a running balancer instance.
 type Front struct {
 	lb       *balancer.Balancer
+	pools    *Pools
 	feed     *carbonlb.Feed
 	member   *membership.Node
 	note     string
@@ -87,6 +88,7 @@ func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
 	if f.lb, err = balancer.New(cfg.Balancer); err != nil {
 		return nil, err
 	}
+	f.pools = NewPools(f.lb)
 	if cfg.Member != nil {
 		mc := *cfg.Member
 		if mc.Logger == nil {
@@ -95,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
 		if f.member, f.note, err = listen.Join(ctx, mc, cfg.FallbackPort); err != nil {
 			return nil, err
 		}
-		if f.feed, err = carbonlb.NewFeed(f.lb, carbonlb.FeedConfig{Logger: logger}); err != nil {
+		if f.feed, err = carbonlb.NewFeed(f.pools, carbonlb.FeedConfig{Logger: logger}); err != nil {
 			return nil, err
 		}
 		wctx, cancel := context.WithCancel(context.Background())
@@ -107,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
 	if health == "" {
 		health = "/healthz"
 	}
-	status := f.lb.StatusHandler()
+	status := f.lb.StatusHandlerWith(balancer.StatusConfig{Members: f.StatusMembers})
 	f.health = f.lb.HealthHandler()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -145,8 +147,31 @@ func (f *Front) serveHealth(w http.ResponseWriter, r *http.Request) {
 	f.health.ServeHTTP(w, r)
 }
 
+// HealthHandler answers as the instance's health endpoint does: 503 once
+// it drains, the balancer's HealthHandler before.
+func (f *Front) HealthHandler() http.Handler { return http.HandlerFunc(f.serveHealth) }
+
 // Balancer returns the instance's balancer.
 func (f *Front) Balancer() *balancer.Balancer { return f.lb }
+
+// Pools returns what sets the instance's pools, with an operator's
+// drains and weights applied; the Feed sets pools through it, and so must
+// whatever else sets them.
+func (f *Front) Pools() *Pools { return f.pools }
+
+// StatusMembers returns the cluster's members as the status page shows
+// them, nil without a member.
+func (f *Front) StatusMembers() []balancer.StatusMember {
+	if f.member == nil {
+		return nil
+	}
+	var out []balancer.StatusMember
+	for _, m := range f.member.Members() {
+		out = append(out, balancer.StatusMember{Name: m.Name, Addr: m.Addr.String(), Pool: m.Pool(),
+			State: m.State.String(), Properties: m.Properties})
+	}
+	return out
+}
 
 // Feed returns the Feed of the instance's pools, nil without Member.
 func (f *Front) Feed() *carbonlb.Feed { return f.feed }

@@ -87,6 +87,9 @@ type Config struct {
 	ClusterKeyFile string
 	// Logger receives the site's log. Nil means slog.Default().
 	Logger *slog.Logger
+	// OnReload, when not nil, is called by Serve after each reload with
+	// its outcome (nil: applied), for metrics.
+	OnReload func(error)
 }
 
 // Site is a running balancer built from files.
@@ -308,7 +311,7 @@ func loadCerts(cfg Config) (*balancer.CertStore, error) {
 
 // setStatic sets the static pools and empties those no longer listed.
 func (s *Site) setStatic(static map[string][]balancer.Backend) error {
-	lb := s.front.Balancer()
+	lb := s.front.Pools() // the operator's drains and weights stay
 	for _, pool := range s.static {
 		if _, ok := static[pool]; !ok {
 			if err := lb.SetBackends(pool, nil); err != nil {
@@ -398,10 +401,14 @@ func (s *Site) Serve(ctx context.Context, reload <-chan os.Signal, timeout time.
 	for {
 		select {
 		case <-reload:
-			if err := s.Reload(); err != nil {
+			err := s.Reload()
+			if err != nil {
 				s.cfg.Logger.Error("reload failed; the running configuration is kept", "err", err)
 			} else {
 				s.cfg.Logger.Info("reloaded", "lbconf", s.cfg.LBConf)
+			}
+			if s.cfg.OnReload != nil {
+				s.cfg.OnReload(err)
 			}
 		case <-ctx.Done():
 			s.cfg.Logger.Info("draining")
