@@ -161,10 +161,7 @@ func (o options) memberConfig(logger *slog.Logger, r *hosts.Resolver) (membershi
 		return cfg, errors.New("no address to advertise: set localMemberHost in axis2.xml or -member-host")
 	}
 	cfg.Resolve = r.LookupAddr
-	cfg.Name = o.name
-	if cfg.Name == "" {
-		cfg.Name = net.JoinHostPort(cfg.AdvertiseAddr, strconv.Itoa(cfg.Port))
-	}
+	cfg.Name = o.name // "": membership names the node by the address and port it gets
 	cfg.Logger = logger
 	return cfg, nil
 }

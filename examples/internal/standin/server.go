@@ -21,7 +21,8 @@ type ServerConfig struct {
 	// Server only announces a backend that runs elsewhere (a sidecar), whose
 	// ports Member.Properties must then name.
 	Listener net.Listener
-	// Handler answers the requests. Nil means NewNode(Member.Name).
+	// Handler answers the requests. Nil means a NewNode named as the
+	// joined member is (Member.Name, or the address and port it got).
 	Handler http.Handler
 	// Member is the node's membership configuration. Its Properties get
 	// membership.PropHTTPPort from Listener when they lack it.
@@ -47,9 +48,6 @@ type Server struct {
 // closed and nothing keeps running.
 func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s := &Server{handler: cfg.Handler, ln: cfg.Listener}
-	if s.handler == nil {
-		s.handler = NewNode(cfg.Member.Name)
-	}
 	mc := cfg.Member
 	mc.Properties = maps.Clone(mc.Properties)
 	if s.ln != nil {
@@ -62,6 +60,22 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 				mc.Properties[membership.PropHTTPPort] = strconv.Itoa(ta.Port)
 			}
 		}
+	}
+	m, note, err := listen.Join(ctx, mc, cfg.FallbackPort)
+	if err != nil {
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		return nil, err
+	}
+	s.member, s.note = m, note
+	if s.handler == nil {
+		// Named after Join: a node without a configured name is named by
+		// the cluster port it got.
+		s.handler = NewNode(m.Name())
+	}
+	if s.ln != nil {
+		// Connections made meanwhile wait in the listen backlog.
 		logger := mc.Logger
 		if logger == nil {
 			logger = slog.Default()
@@ -71,12 +85,6 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		s.served = make(chan error, 1)
 		go func() { s.served <- s.srv.Serve(s.ln) }()
 	}
-	m, note, err := listen.Join(ctx, mc, cfg.FallbackPort)
-	if err != nil {
-		s.closeHTTP()
-		return nil, err
-	}
-	s.member, s.note = m, note
 	return s, nil
 }
 
