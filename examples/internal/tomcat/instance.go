@@ -37,10 +37,11 @@ type Instance struct {
 	dir   string
 	url   string
 
-	mu   sync.Mutex // guards cmd, done, exit and console
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the running JVM has exited; nil before Start
-	exit error         // the JVM's exit status, once done is closed
+	mu     sync.Mutex // guards cmd, done, exit and closed
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the running JVM has exited; nil before Start
+	exit   error         // the JVM's exit status, once done is closed
+	closed bool          // the test's cleanup ran: Start refuses
 }
 
 // New creates an instance in a new directory under t.TempDir() with
@@ -60,6 +61,9 @@ func New(t testing.TB, route string) *Instance {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		in.mu.Lock()
+		in.closed = true // a Start still on its way cannot outlive the test
+		in.mu.Unlock()
 		in.Kill()
 		if t.Failed() {
 			t.Logf("tomcat %s (%s), console output ends:\n%s\naccess log ends:\n%s",
@@ -157,9 +161,13 @@ func (in *Instance) consolePath() string { return filepath.Join(in.dir, "logs", 
 // application, the JVM exits, or ctx is done; on failure the JVM is killed
 // and the error carries the end of its console output. Starting a running
 // instance is an error; an instance killed can be started again, on the
-// same port.
+// same port. Start fails once the test's cleanup has begun.
 func (in *Instance) Start(ctx context.Context) error {
 	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return fmt.Errorf("tomcat: start %s: the test is over", in.route)
+	}
 	if in.done != nil {
 		select {
 		case <-in.done:
