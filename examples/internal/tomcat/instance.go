@@ -30,6 +30,10 @@ const javaOpts = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms32m -Xmx256m" +
 	" -Djava.security.egd=file:/dev/./urandom" +
 	" -Dorg.apache.catalina.startup.EXIT_ON_INIT_FAILURE=true"
 
+// StartTimeout bounds Start, whatever its context: a JVM takes seconds to
+// start, tens of seconds on a machine whose cores other tests keep busy.
+const StartTimeout = 3 * time.Minute
+
 // Instance is one Tomcat: a CATALINA_BASE directory and, once started, its
 // JVM. Its methods are safe for concurrent use.
 type Instance struct {
@@ -158,7 +162,8 @@ func (in *Instance) Dir() string { return in.dir }
 func (in *Instance) consolePath() string { return filepath.Join(in.dir, "logs", "console.log") }
 
 // Start starts the instance's JVM and waits until it serves the counter
-// application, the JVM exits, or ctx is done; on failure the JVM is killed
+// application, the JVM exits, or ctx is done or StartTimeout has passed;
+// on failure the JVM is killed
 // and the error carries the end of its console output. Starting a running
 // instance is an error; an instance killed can be started again, on the
 // same port. Start fails once the test's cleanup has begun.
@@ -173,7 +178,7 @@ func (in *Instance) Start(ctx context.Context) error {
 		case <-in.done:
 		default:
 			in.mu.Unlock()
-			return fmt.Errorf("tomcat: %s already running", in.route)
+			return fmt.Errorf("tomcat: start %s: already running", in.route)
 		}
 	}
 	console, err := os.OpenFile(in.consolePath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -206,6 +211,8 @@ func (in *Instance) Start(ctx context.Context) error {
 	}()
 	in.mu.Unlock()
 
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
+	defer cancel()
 	if err := in.waitReady(ctx, done); err != nil {
 		in.Kill()
 		return fmt.Errorf("tomcat: start %s: %w; console output ends:\n%s", in.route, err, in.ConsoleTail(30))
