@@ -42,10 +42,19 @@ type CertStore struct {
 }
 
 type certEntry struct {
-	certFile, keyFile string // empty for in-memory certificates
+	certFile, keyFile string // empty for in-memory certificates; a keystore and its password file
+	keystore          bool   // certFile is a JKS or PKCS#12 keystore
 	mod               time.Time
 	size              int64
-	cert              *tls.Certificate
+	certs             []*tls.Certificate // one, but a keystore may hold several
+}
+
+// load reads e's files again.
+func (e certEntry) load() (certEntry, error) {
+	if e.keystore {
+		return loadKeystoreEntry(e.certFile, e.keyFile)
+	}
+	return loadCertEntry(e.certFile, e.keyFile)
 }
 
 type certIndex struct {
@@ -83,7 +92,7 @@ func (s *CertStore) AddCertificate(c tls.Certificate) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries = append(s.entries, certEntry{cert: &c})
+	s.entries = append(s.entries, certEntry{certs: []*tls.Certificate{&c}})
 	s.rebuild()
 	return nil
 }
@@ -106,28 +115,30 @@ func loadCertEntry(certFile, keyFile string) (certEntry, error) {
 	if ki, err := os.Stat(keyFile); err == nil && ki.ModTime().After(mod) {
 		mod = ki.ModTime()
 	}
-	return certEntry{certFile: certFile, keyFile: keyFile, mod: mod, size: size, cert: &c}, nil
+	return certEntry{certFile: certFile, keyFile: keyFile, mod: mod, size: size, certs: []*tls.Certificate{&c}}, nil
 }
 
 // rebuild publishes a new index. s.mu must be held.
 func (s *CertStore) rebuild() {
 	idx := &certIndex{exact: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}}
 	for _, e := range s.entries {
-		if idx.def == nil {
-			idx.def = e.cert
-		}
-		names := e.cert.Leaf.DNSNames
-		if len(names) == 0 && e.cert.Leaf.Subject.CommonName != "" {
-			names = []string{e.cert.Leaf.Subject.CommonName}
-		}
-		for _, n := range names {
-			n = strings.ToLower(n)
-			if strings.HasPrefix(n, "*.") {
-				if _, ok := idx.wildcard[n[1:]]; !ok {
-					idx.wildcard[n[1:]] = e.cert
+		for _, c := range e.certs {
+			if idx.def == nil {
+				idx.def = c
+			}
+			names := c.Leaf.DNSNames
+			if len(names) == 0 && c.Leaf.Subject.CommonName != "" {
+				names = []string{c.Leaf.Subject.CommonName}
+			}
+			for _, n := range names {
+				n = strings.ToLower(n)
+				if strings.HasPrefix(n, "*.") {
+					if _, ok := idx.wildcard[n[1:]]; !ok {
+						idx.wildcard[n[1:]] = c
+					}
+				} else if _, ok := idx.exact[n]; !ok {
+					idx.exact[n] = c
 				}
-			} else if _, ok := idx.exact[n]; !ok {
-				idx.exact[n] = e.cert
 			}
 		}
 	}
@@ -159,7 +170,7 @@ func (s *CertStore) Reload() error {
 		if mod.Equal(e.mod) && fi.Size() == e.size {
 			continue
 		}
-		ne, err := loadCertEntry(e.certFile, e.keyFile)
+		ne, err := e.load()
 		if err != nil {
 			first = cmpErr(first, err)
 			continue
