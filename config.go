@@ -32,15 +32,16 @@ var _ Resolver = (*hosts.Resolver)(nil)
 // (membership.PropHTTPPort, PropHTTPSPort) and its host name
 // (PropHostName). The rest is membership.DefaultConfig's.
 //
-// r, when not nil, resolves the well-known members given by host name
-// (Config.Resolve is r.LookupAddr), so that they follow a hosts file and
-// DNS as the Carbon guides' "add host entries on all nodes" expects; nil
-// means membership's default, the system resolver.
+// r, when not nil, resolves the well-known members given by host name, and
+// localMemberHost and localMemberBindAddress when they are host names (as
+// in seed 004; membership.Join looks them up at each join): Config.Resolve
+// is r.LookupAddr, so that they follow a hosts file and DNS as the Carbon
+// guides' "add host entries on all nodes" expects; nil means membership's
+// default, the system resolver.
 //
-// It fails when clustering is not enabled, the scheme is not wka, a value is
-// missing or not usable (such as an installer placeholder, reported by
-// carbonconf.Node.Identity), or localMemberHost is a host name rather than
-// an address (or a go-sockaddr template), naming the file and line. An
+// It fails when clustering is not enabled, the scheme is not wka, or a
+// value is missing or not usable (such as an installer placeholder,
+// reported by carbonconf.Node.Identity), naming the file and line. An
 // error expanding a property leaves the property out and is returned with
 // the configuration.
 func MemberConfig(n *carbonconf.Node, r Resolver) (membership.Config, error) {
@@ -63,10 +64,6 @@ func MemberConfig(n *carbonconf.Node, r Resolver) (membership.Config, error) {
 		return membership.Config{}, fmt.Errorf("carbonlb: %s: clustering parameter domain is not set", file)
 	case id.LocalMemberHost == "":
 		return membership.Config{}, fmt.Errorf("carbonlb: %s: clustering parameter localMemberHost is not set", file)
-	}
-	if _, err := netip.ParseAddr(id.LocalMemberHost); err != nil && !strings.Contains(id.LocalMemberHost, "{{") {
-		return membership.Config{}, fmt.Errorf("carbonlb: %s:%d: localMemberHost %q is not an IP address: cluster members are reached by address (override it with the address of this host)",
-			file, n.Axis2.Clustering.LocalMemberHost.Line, id.LocalMemberHost)
 	}
 	cfg := membership.DefaultConfig(id.Domain)
 	cfg.SubDomain = id.SubDomain

@@ -172,8 +172,28 @@ func TestMemberConfig(t *testing.T) {
 			WKA: []string{"127.0.0.1:4100"}, HostName: "esb.localhost"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := carbonlb.MemberConfig(m, nil); err == nil || !strings.Contains(err.Error(), "is not an IP address") || !strings.HasPrefix(err.Error(), "carbonlb: ") {
-			t.Errorf("MemberConfig: %v", err)
+		r, err := hosts.NewResolver(hosts.ResolverConfig{Static: map[string][]netip.Addr{"node1.esb.test": {netip.MustParseAddr("127.0.0.1")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		cfg, err := carbonlb.MemberConfig(m, r)
+		if err != nil {
+			t.Fatalf("MemberConfig: %v", err)
+		}
+		if cfg.AdvertiseAddr != "node1.esb.test" || cfg.BindAddr != "node1.esb.test" {
+			t.Errorf("AdvertiseAddr %q, BindAddr %q; want the host name", cfg.AdvertiseAddr, cfg.BindAddr)
+		}
+		// membership.Join looks the name up with the resolver.
+		cfg.Port, cfg.PortRetries, cfg.WKA = 0, 0, nil
+		cfg.Timing = membership.LocalTiming()
+		node, err := membership.Join(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("Join: %v", err)
+		}
+		defer node.Close()
+		if got := node.Addr().Addr(); got != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("Join advertises %v, want 127.0.0.1", got)
 		}
 	})
 }

@@ -35,16 +35,19 @@ type Config struct {
 	// SubDomainMgt, or anything else. Empty means none.
 	SubDomain string
 
-	// BindAddr is the IP address to listen on, or a go-sockaddr template
-	// such as "{{ GetPrivateIP }}". Empty means "0.0.0.0", every IPv4
+	// BindAddr is the IP address to listen on, a go-sockaddr template such
+	// as "{{ GetPrivateIP }}", or a host name that Resolve looks up at each
+	// Join (the first address it returns): Carbon's localMemberBindAddress,
+	// else its localMemberHost. Empty means "0.0.0.0", every IPv4
 	// interface.
 	BindAddr string
 
-	// AdvertiseAddr is the IP address (or go-sockaddr template) other nodes
-	// reach this one at: Carbon's localMemberHost. Empty means BindAddr when
-	// that is a single address; when BindAddr is 0.0.0.0 or [::], the first
-	// private IP address of the host, and Join returns ErrNoAdvertiseAddr
-	// when there is none.
+	// AdvertiseAddr is the IP address, go-sockaddr template or host name
+	// (looked up with Resolve at each Join, the first address it returns)
+	// other nodes reach this one at: Carbon's localMemberHost. Empty means
+	// BindAddr when that is a single address; when BindAddr is 0.0.0.0 or
+	// [::], the first private IP address of the host, and Join returns
+	// ErrNoAdvertiseAddr when there is none.
 	AdvertiseAddr string
 
 	// Port is the TCP and UDP port for cluster messages: Carbon's
@@ -61,12 +64,15 @@ type Config struct {
 
 	// WKA lists the well-known members, each an expression ParseWKA accepts:
 	// "10.0.0.4:4000", "[fd00::4]:4000", "mgr.example.com:4100" or a range of
-	// the last octet "10.0.0.[1-10]:4000". Empty means the node waits to be
+	// the last octet, "192.168.1.2-10:4000" (as the Carbon guides write it)
+	// or "10.0.0.[1-10]:4000". Empty means the node waits to be
 	// joined by others. An address equal to the node's own is skipped.
 	WKA []string
 
-	// Resolve looks up the IP addresses of WKA host names. It is called for
-	// every join attempt, so a changed name is followed. Its type lets a
+	// Resolve looks up the IP addresses of WKA host names, and of BindAddr
+	// and AdvertiseAddr when they are host names. It is called for every
+	// join attempt, so a changed name is followed: for WKA by the running
+	// node, for BindAddr and AdvertiseAddr by the next Join. Its type lets a
 	// program pass a method value such as a caching hosts-then-DNS
 	// resolver's LookupAddr. Nil means net.DefaultResolver.LookupNetIP with
 	// network "ip".

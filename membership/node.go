@@ -57,8 +57,14 @@ type Node struct {
 // members that are not alive members (see Config.RejoinInterval) until the
 // node is closed.
 //
-// Join returns a *ConfigError (wrapping a *WKAError for a bad WKA entry, or
-// ErrMetaTooLarge) for a bad Config, ErrNoAdvertiseAddr when no address can
+// BindAddr and AdvertiseAddr given as host names are looked up with
+// Config.Resolve here, at each Join, so a name that starts resolving later
+// works for a later Join and a changed address is taken by the next one; a
+// running node keeps the addresses it started with.
+//
+// Join returns a *ConfigError (wrapping a *WKAError for a bad WKA entry,
+// ErrMetaTooLarge, or the resolver's error for a BindAddr or AdvertiseAddr
+// host name that does not resolve) for a bad Config, ErrNoAdvertiseAddr when no address can
 // be advertised, the listen error when no port of Port…Port+PortRetries is
 // free (wrapping syscall.EADDRINUSE when they are taken), and ctx.Err() when
 // ctx ends first; the node is then closed. The first attempts run
@@ -78,14 +84,14 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, &ConfigError{Field: "Properties", Err: err}
 	}
-	bindIP, err := parseAddrOrTemplate("BindAddr", cfg.BindAddr)
+	bindIP, err := hostAddr(ctx, "BindAddr", cfg.BindAddr, cfg.Resolve, cfg.Timing.TCPTimeout)
 	if err != nil {
 		return nil, err
 	}
 	advIP := bindIP
 	switch {
 	case cfg.AdvertiseAddr != "":
-		if advIP, err = parseAddrOrTemplate("AdvertiseAddr", cfg.AdvertiseAddr); err != nil {
+		if advIP, err = hostAddr(ctx, "AdvertiseAddr", cfg.AdvertiseAddr, cfg.Resolve, cfg.Timing.TCPTimeout); err != nil {
 			return nil, err
 		}
 		if advIP.IsUnspecified() {

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -8,10 +9,49 @@ import (
 	"net/netip"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-sockaddr/template"
 	"github.com/hashicorp/memberlist"
 )
+
+// hostAddr returns the IP address of s: an IP address, a go-sockaddr
+// template that yields one, or a host name looked up with lookup within
+// timeout (the first address it returns; Carbon's localMemberHost and
+// localMemberBindAddress may be host names, seed 004). A name is looked up
+// on every call, so each Join follows the name's current address. A name
+// that does not resolve is a *ConfigError wrapping the lookup's error.
+func hostAddr(ctx context.Context, field, s string, lookup func(context.Context, string) ([]netip.Addr, error), timeout time.Duration) (netip.Addr, error) {
+	if _, err := netip.ParseAddr(s); err != nil && isHostName(s) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		ips, err := lookup(ctx, s)
+		if err == nil && len(ips) == 0 {
+			err = errors.New("no address")
+		}
+		if err != nil {
+			return netip.Addr{}, &ConfigError{Field: field, Err: fmt.Errorf("host name %q does not resolve: %w", s, err)}
+		}
+		a := ips[0]
+		if a.Zone() != "" {
+			return netip.Addr{}, &ConfigError{Field: field, Err: fmt.Errorf("host name %q resolves to zoned address %v, which is not supported", s, a)}
+		}
+		return a.Unmap(), nil
+	}
+	return parseAddrOrTemplate(field, s)
+}
+
+// isHostName reports whether s is a host name: valid by RFC 1123 section
+// 2.1, and with a letter in its last label, so that "10.0.0" is a mistyped
+// address rather than a name to look up.
+func isHostName(s string) bool {
+	if _, err := checkHostName(s); err != nil {
+		return false
+	}
+	last := strings.TrimSuffix(s, ".")
+	last = last[strings.LastIndexByte(last, '.')+1:]
+	return strings.ContainsFunc(last, func(r rune) bool { return r < '0' || r > '9' })
+}
 
 // parseAddrOrTemplate parses an IP address or a go-sockaddr template that
 // yields one.

@@ -32,9 +32,12 @@ func (e *WKAError) Unwrap() error { return e.Err }
 //	10.0.0.4:4000           an IPv4 address and port
 //	[fd00::4]:4000          an IPv6 address, bracketed, and port
 //	mgr.example.com:4100    a host name, resolved at each join attempt
-//	10.0.0.[1-10]:4000      a range of the last IPv4 octet, inclusive
+//	192.168.1.2-10:4000     a range of the last IPv4 octet, inclusive, as the
+//	                        Carbon and Hazelcast guides write it: .2 to .10
+//	10.0.0.[1-10]:4000      the same in brackets
 //
-// Spaces around the expression are ignored. The port is required, as Carbon
+// A range's end must be 255 or less and not less than its start, and only
+// the last octet may be a range. Spaces around the expression are ignored. The port is required, as Carbon
 // requires a well-known member's localMemberPort. An error is a *WKAError
 // saying where and what is wrong.
 func ParseWKA(s string) ([]string, error) {
@@ -118,6 +121,9 @@ func parseWKA(expr string) ([]wkaTarget, error) {
 	if open := strings.IndexByte(host, '['); open >= 0 {
 		return parseRange(expr, lead, host, open, p)
 	}
+	if isDashRange(host) {
+		return parseDashRange(expr, lead, host, p)
+	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		return []wkaTarget{{addr: netip.AddrPortFrom(a, p)}}, nil
 	}
@@ -166,13 +172,72 @@ func parseRange(expr string, lead int, host string, open int, port uint16) ([]wk
 	if first > last {
 		return fail(open+1, "range start %d is greater than its end %d", first, last)
 	}
+	return expandLast(base, first, last, port), nil
+}
+
+// isDashRange reports whether host is written as the Carbon/Hazelcast range
+// of the last octet, "192.168.1.2-10": digits, dots and a hyphen, starting
+// with a digit. A host name has a letter somewhere (RFC 1123 section 2.1
+// forbids an all-numeric top-level label), so nothing else is taken for
+// one.
+func isDashRange(host string) bool {
+	if host == "" || host[0] < '0' || host[0] > '9' || !strings.Contains(host, "-") {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; (c < '0' || c > '9') && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseDashRange expands "a.b.c.d-e": the addresses a.b.c.d to a.b.c.e.
+func parseDashRange(expr string, lead int, host string, port uint16) ([]wkaTarget, error) {
+	fail := func(col int, format string, args ...any) ([]wkaTarget, error) {
+		return nil, &WKAError{Expr: expr, Col: lead + col + 1, Err: fmt.Errorf(format, args...)}
+	}
+	dash := strings.IndexByte(host, '-')
+	if strings.Contains(host[dash:], ".") {
+		return fail(dash, "a range is only allowed in the last octet of an IPv4 address, as 192.168.1.2-10")
+	}
+	if strings.Count(host[:dash], ".") != 3 {
+		return fail(0, "want an IPv4 address range a.b.c.d-e, as 192.168.1.2-10")
+	}
+	octets := strings.Split(host[:dash], ".")
+	var base [4]byte
+	col := 0
+	for i, o := range octets[:3] {
+		v, err := parseOctet(o)
+		if err != nil {
+			return fail(col, "octet %d: %v", i+1, err)
+		}
+		base[i] = v
+		col += len(o) + 1
+	}
+	first, err := parseOctet(octets[3])
+	if err != nil {
+		return fail(col, "range start: %v", err)
+	}
+	last, err := parseOctet(host[dash+1:])
+	if err != nil {
+		return fail(dash+1, "range end: %v", err)
+	}
+	if first > last {
+		return fail(col, "range start %d is greater than its end %d", first, last)
+	}
+	return expandLast(base, first, last, port), nil
+}
+
+// expandLast returns base with each last octet from first to last, and port.
+func expandLast(base [4]byte, first, last byte, port uint16) []wkaTarget {
 	out := make([]wkaTarget, 0, int(last)-int(first)+1)
 	for v := int(first); v <= int(last); v++ {
 		b := base
 		b[3] = byte(v)
 		out = append(out, wkaTarget{addr: netip.AddrPortFrom(netip.AddrFrom4(b), port)})
 	}
-	return out, nil
+	return out
 }
 
 func parseOctet(s string) (byte, error) {

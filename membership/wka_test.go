@@ -2,6 +2,7 @@ package membership_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,6 +24,11 @@ func TestParseWKA(t *testing.T) {
 		{"10.0.0.[1-3]:4000", []string{"10.0.0.1:4000", "10.0.0.2:4000", "10.0.0.3:4000"}},
 		{"10.0.0.[7-7]:4000", []string{"10.0.0.7:4000"}},
 		{"192.168.1.[ 254 - 255 ]:4000", []string{"192.168.1.254:4000", "192.168.1.255:4000"}},
+		{"10.0.0.1-3:4000", []string{"10.0.0.1:4000", "10.0.0.2:4000", "10.0.0.3:4000"}},
+		{"10.0.0.7-7:4000", []string{"10.0.0.7:4000"}},
+		{" 192.168.1.254-255:4000", []string{"192.168.1.254:4000", "192.168.1.255:4000"}},
+		{"node-1:4000", []string{"node-1:4000"}},
+		{"1-2.example.com:4000", []string{"1-2.example.com:4000"}},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := membership.ParseWKA(tc.in)
@@ -64,6 +70,16 @@ func TestParseWKAErrors(t *testing.T) {
 		{"a..b:4000", 3, "empty label"},
 		{"-a.b:4000", 1, `"-" is not allowed`},
 		{"ELB_HOSTNAME:ELB_WELL_KNOWN_PORT", 14, "is not a number"},
+		{"192.168.1.2-300:4000", 13, "range end: 300 is more than 255"},
+		{"192.168.1.2-1000:4000", 13, "range end: 1000 is more than 255"},
+		{"192.168.1.10-2:4000", 11, "range start 10 is greater than its end 2"},
+		{"192.168.1.2-:4000", 13, "range end: empty"},
+		{"192.168.1.-10:4000", 11, "range start: empty"},
+		{"192.168.1.2-3-4:4000", 13, `range end: "3-4" is not a number`},
+		{"192.168.1-3.4:4000", 10, "only allowed in the last octet"},
+		{"192.168.2-10:4000", 1, "want an IPv4 address range a.b.c.d-e"},
+		{"192.300.1.2-10:4000", 5, "octet 2: 300 is more than 255"},
+		{" 10.0.0.5-1:4000", 9, "range start 5 is greater than its end 1"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := membership.ParseWKA(tc.in)
@@ -75,6 +91,30 @@ func TestParseWKAErrors(t *testing.T) {
 				t.Errorf("ParseWKA(%q) error = %v (col %d); want col %d and %q", tc.in, err, we.Col, tc.col, tc.message)
 			}
 		})
+	}
+}
+
+// TestParseWKAHazelcastRange reads the range as the Carbon and Hazelcast
+// clustering guides write it: 192.168.1.2-10 is the last octet 2 to 10, nine
+// members, the same as the bracket form.
+func TestParseWKAHazelcastRange(t *testing.T) {
+	got, err := membership.ParseWKA("192.168.1.2-10:4000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := 2; i <= 10; i++ {
+		want = append(want, "192.168.1."+strconv.Itoa(i)+":4000")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ParseWKA(192.168.1.2-10:4000) mismatch (-want +got):\n%s", diff)
+	}
+	brackets, err := membership.ParseWKA("192.168.1.[2-10]:4000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(brackets, got); diff != "" {
+		t.Errorf("the two range forms differ (-brackets +dash):\n%s", diff)
 	}
 }
 
@@ -92,6 +132,7 @@ func FuzzParseWKA(f *testing.F) {
 		"ELB_HOSTNAME:ELB_WELL_KNOWN_PORT", // stratos-installer is axis2.xml placeholders
 		"127.0.0.1:4001",                   // stratos throttling test axis2.xml
 		"10.0.0.[1-10]:4000",               // the clustering guides' IP range
+		"192.168.1.2-10:4000",              // the Carbon/Hazelcast guides' IP range
 		"[fd00::1]:4000",
 	} {
 		f.Add(s)
