@@ -458,21 +458,27 @@ func TestH1RequestBodies(t *testing.T) {
 	if n := srv.conns.Load(); n != 1 {
 		t.Errorf("%d backend connections for 3 small POSTs, want 1", n)
 	}
-	srv.CloseClientConnections()
-	select {
-	case <-srv.closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the backend did not close its connection within 10 s")
+	want := int64(5)
+	if useH1 {
+		// net/http's Transport may write the POST on the closed connection
+		// before its reader noticed the close, and then not write it again.
+		srv.CloseClientConnections()
+		select {
+		case <-srv.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the backend did not close its connection within 10 s")
+		}
+		post(strings.NewReader(soap), int64(len(soap))) // sent on a new connection
+		want++
 	}
-	post(strings.NewReader(soap), int64(len(soap))) // written again on a new connection
 	big := strings.Repeat("x", maxBufferedBody+1)
 	post(strings.NewReader(big), int64(len(big)))
 	post(strings.NewReader(soap), -1)
 	if bs := backendStatus(lb, "b"); bs.Failures != 0 {
 		t.Errorf("%d backend failures, last %q", bs.Failures, bs.LastError)
 	}
-	if n := srv.requests.Load(); n != 6 {
-		t.Errorf("backend served %d requests, want 6 (each once)", n)
+	if n := srv.requests.Load(); n != want {
+		t.Errorf("backend served %d requests, want %d (each once)", n, want)
 	}
 }
 
