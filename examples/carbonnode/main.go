@@ -30,7 +30,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -43,6 +42,7 @@ import (
 
 	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/carbonconf"
+	"github.com/carbonlb/carbonlb/examples/internal/cli"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 	"github.com/carbonlb/carbonlb/hosts"
 	"github.com/carbonlb/carbonlb/membership"
@@ -50,26 +50,49 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := cli.Exit("carbonnode", os.Stderr, run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "carbonnode:", err)
-		os.Exit(1)
-	}
+	os.Exit(code)
 }
+
+// usage is the text of carbonnode -h.
+const usage = `Usage:
+  carbonnode -home PRODUCT_HOME [flags]
+  carbonnode -sidecar URL -domain DOMAIN [-subdomain SUB] [-wka MEMBERS] [flags]
+
+Modes:
+  -home     a stand-in Carbon node configured from the product home's
+            axis2.xml and carbon.xml: it joins the cluster and serves HTTP
+  -sidecar  announce the backend at URL to the cluster, withdrawing it while
+            it does not answer; serve nothing
+
+Flags override what the files say.
+
+Signals:
+  SIGINT, SIGTERM  leave the cluster gracefully and exit
+
+Under systemd (Type=notify) it sends READY=1 once it has joined and
+STOPPING=1 when it leaves.
+
+Exit status:
+  0  left the cluster after a signal
+  1  it could not start, join or leave
+  2  the command line is wrong
+`
 
 // options are the command-line settings.
 type options struct {
 	home, sidecar, name, domain, subDomain, memberHost, wka, httpAddr string
 	memberPort                                                        int
 	checkInterval                                                     time.Duration
-	logLevel                                                          slog.Level
+	log                                                               *cli.Log
 	set                                                               map[string]bool // flags given
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
-	fs := flag.NewFlagSet("carbonnode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// parseFlags parses args (without the program name); stdout gets
+// -version's answer.
+func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
+	fs := cli.NewFlagSet("carbonnode", usage, stderr)
 	var o options
 	fs.StringVar(&o.home, "home", "", "product home whose repository/conf files configure the node")
 	fs.StringVar(&o.sidecar, "sidecar", "", "announce this backend URL (http://ip:port) instead of serving")
@@ -81,24 +104,21 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.wka, "wka", "", "comma-separated well-known members, host:port or 10.0.0.[1-10]:4000")
 	fs.StringVar(&o.httpAddr, "http", "", "HTTP listen address (default: member host and 9763 plus the port offset)")
 	fs.DurationVar(&o.checkInterval, "check-interval", 2*time.Second, "with -sidecar, how often the backend is checked")
-	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	o.log = cli.LogFlags(fs, "info")
+	if err := fs.ParseArgs(args, stdout); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.set = make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	switch {
 	case o.home == "" && o.sidecar == "":
-		return o, errors.New("either -home or -sidecar is required")
+		return o, cli.Usagef("either -home or -sidecar is required")
 	case o.home == "" && o.domain == "":
-		return o, errors.New("-sidecar without -home needs -domain")
+		return o, cli.Usagef("-sidecar without -home needs -domain")
 	case o.sidecar != "" && o.httpAddr != "":
-		return o, errors.New("-http and -sidecar exclude each other")
+		return o, cli.Usagef("-http and -sidecar exclude each other")
 	case o.checkInterval <= 0:
-		return o, errors.New("-check-interval must be positive")
+		return o, cli.Usagef("-check-interval must be positive")
 	}
 	return o, nil
 }
@@ -166,21 +186,6 @@ func (o options) memberConfig(logger *slog.Logger, r *hosts.Resolver) (membershi
 	return cfg, nil
 }
 
-// systemResolver returns the resolver of the well-known members' names: the
-// system's hosts file, then its DNS servers, as a Carbon node resolves
-// them. A file that does not exist (a container without /etc/resolv.conf)
-// is left out.
-func systemResolver(logger *slog.Logger) (*hosts.Resolver, error) {
-	rc := hosts.DefaultResolverConfig()
-	rc.Logger = logger
-	for _, f := range []*string{&rc.HostsFile, &rc.ResolvConf} {
-		if _, err := os.Stat(*f); errors.Is(err, fs.ErrNotExist) {
-			*f = ""
-		}
-	}
-	return hosts.NewResolver(rc)
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -194,12 +199,15 @@ func splitList(s string) []string {
 // run is the program: it joins the cluster, serves (or watches the sidecar's
 // backend) until ctx is done, and leaves.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
-	r, err := systemResolver(logger)
+	logger, err := o.log.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	r, err := carbonlb.SystemResolver(logger)
 	if err != nil {
 		return err
 	}
@@ -234,6 +242,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s joined %s as %s at %s, %s (well-known members: %s)\n",
 		m.Name(), cfg.Domain, orNone(cfg.SubDomain), m.Addr(), what, orNone(strings.Join(cfg.WKA, ", ")))
+	if err := cli.Notify("READY=1\nSTATUS=" + what); err != nil {
+		logger.Warn("carbonnode: systemd notification", "err", err)
+	}
 
 	var watchErr error
 	if o.sidecar != "" {
@@ -241,6 +252,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		<-ctx.Done()
 	}
+	cli.Notify("STOPPING=1")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return errors.Join(watchErr, srv.Stop(sctx))

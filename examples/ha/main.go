@@ -25,70 +25,95 @@
 // alternate between the instances yet stay on one app server; one instance
 // stops under load with no failed request and no session moved; it comes
 // back with no state and honours every session. Then it serves until Ctrl-C,
-// or with -once exits, with status 0 only if every step held.
+// or with -once exits, with status 0 only if every step held. The shared
+// cookie key comes from -sticky-key-file or $CARBONLB_STICKY_KEY, never
+// from the command line, where ps would show it. ha -h prints the usage,
+// signals and exit statuses.
 package main
 
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/carbonlb/carbonlb/examples/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := cli.Exit("ha", os.Stderr, run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "ha:", err)
-		os.Exit(1)
-	}
+	os.Exit(code)
 }
+
+// usage is the text of ha -h.
+const usage = `Usage: ha [-once] [-free-ports] [-sticky-key-file FILE] [-check-interval D] [-log-level LEVEL]
+
+Runs two app servers, two balancer instances and a DNS responder on
+loopback, prints their addresses, runs a demonstration of the balancer's
+high availability, then serves until interrupted.
+
+Modes:
+  ha          serve after the demonstration until SIGINT or SIGTERM
+  ha -once    exit after the demonstration
+
+Signals:
+  SIGINT, SIGTERM  stop everything and exit
+
+Environment:
+  CARBONLB_STICKY_KEY  the cookie key (at least 16 bytes), when no
+                       -sticky-key-file is given
+
+Exit status:
+  0  done (with -once: every step of the demonstration held)
+  1  a step failed, or the deployment could not start
+  2  the command line is wrong
+`
 
 // errDemo is returned by run with -once when a step did not hold.
 var errDemo = errors.New("the demonstration failed")
 
 // run is the program.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ha", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("ha", usage, stderr)
 	once := fs.Bool("once", false, "exit after the demonstration, with status 0 only if every step held")
 	free := fs.Bool("free-ports", false, "use free ports instead of the conventional ones (8290, 8053, 9764-9765, 4000-4200)")
-	keyHex := fs.String("sticky-key", "", "hex key (16 bytes or more) the instances sign their cookie with (default: random)")
+	keyFile := fs.String("sticky-key-file", "", "file whose bytes (at least 16) sign the instances' cookie (default: $CARBONLB_STICKY_KEY, else a random key)")
 	interval := fs.Duration("check-interval", 200*time.Millisecond, "how often the DNS responder checks each instance's /healthz")
-	logLevel := fs.String("log", "", "log on stderr from this level: debug, info, warn or error (default: no log)")
-	if err := fs.Parse(args); err != nil {
+	logFlags := cli.LogFlags(fs, "off")
+	if err := fs.ParseArgs(args, stdout); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	if *interval <= 0 {
-		return errors.New("-check-interval must be positive")
+		return cli.Usagef("-check-interval must be positive")
 	}
 	key := make([]byte, 32)
 	rand.Read(key) // never fails (crypto/rand documents it)
-	if *keyHex != "" {
-		var err error
-		if key, err = hex.DecodeString(*keyHex); err != nil || len(key) < 16 {
-			return fmt.Errorf("-sticky-key: want at least 16 bytes in hex")
+	switch env := os.Getenv("CARBONLB_STICKY_KEY"); {
+	case *keyFile != "":
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return fmt.Errorf("-sticky-key-file: %w", err)
 		}
+		if len(b) < 16 {
+			return cli.Usagef("-sticky-key-file %s: %d bytes, want at least 16", *keyFile, len(b))
+		}
+		key = b
+	case env != "":
+		if len(env) < 16 {
+			return cli.Usagef("CARBONLB_STICKY_KEY: %d bytes, want at least 16", len(env))
+		}
+		key = []byte(env)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if *logLevel != "" {
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-			return fmt.Errorf("-log: %w", err)
-		}
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := logFlags.Logger(stderr)
+	if err != nil {
+		return err
 	}
 
 	fmt.Fprintln(stdout, "Starting two app servers, two balancer instances and a DNS responder on loopback...")

@@ -5,11 +5,14 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/carbonlb/carbonlb/examples/internal/cli"
 	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 )
@@ -41,11 +44,42 @@ func TestRunOnce(t *testing.T) {
 	}
 }
 
-func TestRunBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"extra"}, {"-sticky-key", "abcd"}, {"-sticky-key", "zz"}, {"-check-interval", "0s"}, {"-log", "loud"}} {
-		if err := run(t.Context(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-			t.Errorf("run(%q) = nil, want an error", args)
-		}
+// TestUsageExitCodes runs ha's command line to its exit status: usage
+// errors are said once and exit 2.
+func TestUsageExitCodes(t *testing.T) {
+	short := filepath.Join(t.TempDir(), "short.key")
+	if err := os.WriteFile(short, []byte("abcd"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string // a substring of stdout
+		stderr string // said exactly once on stderr
+	}{
+		{[]string{"-h"}, 0, "", "Exit status:"},
+		{[]string{"-version"}, 0, "ha ", ""},
+		{[]string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{[]string{"extra"}, 2, "", `ha: unexpected argument "extra"`},
+		{[]string{"-sticky-key-file", short}, 2, "", "want at least 16"},
+		{[]string{"-sticky-key-file", filepath.Join(t.TempDir(), "absent")}, 1, "", "no such file"},
+		{[]string{"-check-interval", "0s"}, 2, "", "-check-interval must be positive"},
+		{[]string{"-log-level", "loud"}, 2, "", `-log-level "loud"`},
+		{[]string{"-sticky-key", "00112233445566778899aabbccddeeff"}, 2, "", "flag provided but not defined: -sticky-key"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := cli.Exit("ha", &stderr, run(t.Context(), tc.args, &stdout, &stderr))
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tc.code, &stderr)
+			}
+			if !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout %q lacks %q", &stdout, tc.stdout)
+			}
+			if n := strings.Count(stderr.String(), tc.stderr); tc.stderr != "" && n != 1 {
+				t.Errorf("stderr says %q %d times, want once:\n%s", tc.stderr, n, &stderr)
+			}
+		})
 	}
 }
 

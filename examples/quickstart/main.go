@@ -18,29 +18,47 @@
 // Ctrl-C. With -once it exits after the demonstration, with status 0 only if
 // every step held. A conventional port that is taken is replaced by a free
 // one, and the output says so; -free-ports uses free ports throughout.
+// quickstart -h prints the usage, signals and exit statuses.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/carbonlb/carbonlb/examples/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := cli.Exit("quickstart", os.Stderr, run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "quickstart:", err)
-		os.Exit(1)
-	}
+	os.Exit(code)
 }
+
+// usage is the text of quickstart -h.
+const usage = `Usage: quickstart [-once] [-free-ports] [-log-level LEVEL]
+
+Runs a manager, two workers and a membership-aware balancer on 127.0.0.1,
+prints their URLs, runs a demonstration of stickiness and fail-over, then
+serves until interrupted.
+
+Modes:
+  quickstart        serve after the demonstration until SIGINT or SIGTERM
+  quickstart -once  exit after the demonstration
+
+Signals:
+  SIGINT, SIGTERM  stop everything and exit
+
+Exit status:
+  0  done (with -once: every step of the demonstration held)
+  1  a step failed, or the cluster could not start
+  2  the command line is wrong
+`
 
 // errDemo is returned by run with -once when a step of the demonstration did
 // not hold.
@@ -49,24 +67,16 @@ var errDemo = errors.New("the demonstration failed")
 // run is the program: it parses args, starts the cluster, runs the
 // demonstration and serves until ctx is done.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("quickstart", usage, stderr)
 	once := fs.Bool("once", false, "exit after the demonstration, with status 0 only if every step held")
 	free := fs.Bool("free-ports", false, "use free ports instead of the conventional ones (9764-9766, 4000-4300, 8290)")
-	logLevel := fs.String("log", "", "log the nodes and the balancer on stderr from this level: debug, info, warn or error (default: no log)")
-	if err := fs.Parse(args); err != nil {
+	logFlags := cli.LogFlags(fs, "off")
+	if err := fs.ParseArgs(args, stdout); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	logger := slog.New(slog.DiscardHandler)
-	if *logLevel != "" {
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-			return fmt.Errorf("-log: %w", err)
-		}
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := logFlags.Logger(stderr)
+	if err != nil {
+		return err
 	}
 
 	fmt.Fprintln(stdout, "Starting a manager, two workers and a balancer on 127.0.0.1 (cluster wso2.esb.domain)...")

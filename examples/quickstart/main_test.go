@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
+	"github.com/carbonlb/carbonlb/examples/internal/cli"
 	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 )
@@ -76,12 +77,35 @@ func TestRunOnce(t *testing.T) {
 	}
 }
 
-func TestRunBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"extra"}, {"-log", "loud"}, {"-nope"}} {
-		var out, errs bytes.Buffer
-		if err := run(t.Context(), args, &out, &errs); err == nil {
-			t.Errorf("run(%q) = nil, want an error", args)
-		}
+// TestUsageExitCodes runs quickstart's command line to its exit status:
+// usage errors are said once and exit 2.
+func TestUsageExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string // a substring of stdout
+		stderr string // said exactly once on stderr
+	}{
+		{[]string{"-h"}, 0, "", "Exit status:"},
+		{[]string{"-version"}, 0, "quickstart ", ""},
+		{[]string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
+		{[]string{"extra"}, 2, "", `quickstart: unexpected argument "extra"`},
+		{[]string{"-log-level", "loud"}, 2, "", `-log-level "loud"`},
+		{[]string{"-log", "debug"}, 2, "", "flag provided but not defined: -log"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := cli.Exit("quickstart", &stderr, run(t.Context(), tc.args, &stdout, &stderr))
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tc.code, &stderr)
+			}
+			if !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout %q lacks %q", &stdout, tc.stdout)
+			}
+			if n := strings.Count(stderr.String(), tc.stderr); tc.stderr != "" && n != 1 {
+				t.Errorf("stderr says %q %d times, want once:\n%s", tc.stderr, n, &stderr)
+			}
+		})
 	}
 }
 

@@ -77,12 +77,35 @@ func (f *FlagSet) Parse(args []string, stdout io.Writer) (exit bool, code int) {
 	return false, ExitOK
 }
 
+// Exited is returned by ParseArgs when the program must stop at once with
+// Code; what was to be said has been said, so Exit prints nothing more.
+type Exited struct{ Code int }
+
+func (e *Exited) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// ParseArgs is Parse for a program whose run returns an error: it returns
+// nil to go on, an *Exited to stop with (after -h, -version or a bad flag),
+// or a UsageError for an argument that is not a flag.
+func (f *FlagSet) ParseArgs(args []string, stdout io.Writer) error {
+	if exit, code := f.Parse(args, stdout); exit {
+		return &Exited{Code: code}
+	}
+	if f.NArg() > 0 {
+		return Usagef("unexpected argument %q", f.Arg(0))
+	}
+	return nil
+}
+
 // Exit reports err on stderr, prefixed by the program's name, once, and
-// returns the exit status: 0 for nil, 2 for a UsageError (with a hint to
-// -h), 1 otherwise.
+// returns the exit status: 0 for nil, an Exited's Code (printing nothing),
+// 2 for a UsageError (with a hint to -h), 1 otherwise.
 func Exit(name string, stderr io.Writer, err error) int {
 	if err == nil {
 		return ExitOK
+	}
+	var ex *Exited
+	if errors.As(err, &ex) {
+		return ex.Code
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
