@@ -14,10 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/carbonconf"
 	"github.com/carbonlb/carbonlb/examples/internal/front"
-	"github.com/carbonlb/carbonlb/examples/internal/wire"
 	"github.com/carbonlb/carbonlb/membership"
 )
 
@@ -30,7 +30,7 @@ type CertFile struct {
 // Config names a site's files and settings.
 type Config struct {
 	// LBConf is the loadbalancer.conf path: its services' domains become
-	// balancer services (see wire.Services). Required. It is read strictly
+	// balancer services (see carbonlb.Services). Required. It is read strictly
 	// (carbonconf.LoadLBConfStrict): blocks left open at end of file are an
 	// error, at Start and at Reload.
 	LBConf string
@@ -45,7 +45,7 @@ type Config struct {
 	// means any free port).
 	MemberPort *int
 	// Static lists backends that are not members, "pool=url,url;pool=url"
-	// (see wire.StaticBackends). Re-read by Reload.
+	// (see StaticBackends). Re-read by Reload.
 	Static string
 	// Certs and SelfSigned are the certificates served by SNI on the TLS
 	// listener; SelfSigned names hosts for a generated certificate.
@@ -66,7 +66,7 @@ type Config struct {
 	// 503 (see front.Config.DrainDelay).
 	DrainDelay time.Duration
 	// Sticky, when not nil, is every service's session affinity. Nil keeps
-	// wire.Services' StickyLearn of JSESSIONID.
+	// carbonlb.Services' StickyLearn of JSESSIONID.
 	Sticky *balancer.StickyMode
 	// StickyKeyFile names a file whose bytes, exactly, sign the
 	// StickyInsert cookie (balancer.Config.StickyKey, at least 16 bytes).
@@ -81,6 +81,10 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed and
 	// extended (balancer.Config.TrustedProxies). Nil trusts nobody.
 	TrustedProxies []netip.Prefix
+	// Resolver resolves the host names among axis2.xml's well-known
+	// members (a *hosts.Resolver: hosts file, then DNS). Nil means the
+	// system resolver.
+	Resolver carbonlb.Resolver
 	// ClusterKeyFile names a file whose bytes, exactly, encrypt the
 	// cluster's traffic (membership.Config.SecretKey: 16, 24 or 32 bytes).
 	// It needs Axis2. Empty means no encryption. Read at Start only.
@@ -112,7 +116,7 @@ func (c Config) load() (balancer.Config, map[string][]balancer.Backend, error) {
 	if err != nil {
 		return balancer.Config{}, nil, err
 	}
-	services, err := wire.Services(lbc)
+	services, err := carbonlb.Services(lbc)
 	if err != nil {
 		return balancer.Config{}, nil, err
 	}
@@ -149,7 +153,7 @@ func (c Config) load() (balancer.Config, map[string][]balancer.Backend, error) {
 			return balancer.Config{}, nil, fmt.Errorf("site: sticky key file %s: %d bytes, want at least 16", c.StickyKeyFile, len(cfg.StickyKey))
 		}
 	}
-	static, err := wire.StaticBackends(c.Static)
+	static, err := StaticBackends(c.Static)
 	if err != nil {
 		return balancer.Config{}, nil, err
 	}
@@ -243,7 +247,7 @@ func (s *Site) memberConfig() (*membership.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	mc, err := wire.MemberConfig(&carbonconf.Node{Axis2: a})
+	mc, err := carbonlb.MemberConfig(&carbonconf.Node{Axis2: a}, s.cfg.Resolver)
 	if err != nil {
 		return nil, err
 	}
