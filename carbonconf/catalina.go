@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Catalina is a parsed catalina-server.xml (the embedded Tomcat of a Carbon
@@ -22,7 +23,17 @@ type Catalina struct {
 type Service struct {
 	Name, ClassName string
 	Connectors      []Connector
+	Engine          Engine // the zero Engine when the service has none
 	Line, Col       int
+}
+
+// Engine is a service's <Engine> element. JVMRoute is Tomcat's jvmRoute,
+// which Tomcat appends to every session id it issues ("ABC123.node-a") so
+// that a balancer can route the session by it (balancer.Backend.Route).
+type Engine struct {
+	Name, DefaultHost Field
+	JVMRoute          Field
+	Line, Col         int // 0 when the service has no Engine
 }
 
 // Connector is a <Connector> element. Fields are attributes as written; a
@@ -111,6 +122,12 @@ func (c *Catalina) build() {
 		svc.Name, _ = d.attr(s, "name")
 		svc.ClassName, _ = d.attr(s, "className")
 		svc.Line, svc.Col = d.pos(s.start)
+		if es := elems(s, "Engine"); len(es) > 0 {
+			e := es[0]
+			svc.Engine = Engine{Name: d.attrField(e, "name"), DefaultHost: d.attrField(e, "defaultHost"),
+				JVMRoute: d.attrField(e, "jvmRoute")}
+			svc.Engine.Line, svc.Engine.Col = d.pos(e.start)
+		}
 		for _, k := range elems(s, "Connector") {
 			conn := Connector{
 				Protocol:     d.attrField(k, "protocol"),
@@ -129,6 +146,38 @@ func (c *Catalina) build() {
 		c.Services = append(c.Services, svc)
 	}
 	c.Secrets = findSecrets(d)
+}
+
+// JVMRoute returns the jvmRoute of the first service's Engine, or "".
+func (c *Catalina) JVMRoute() string {
+	for _, s := range c.Services {
+		if s.Engine.Line != 0 {
+			return s.Engine.JVMRoute.Value
+		}
+	}
+	return ""
+}
+
+// SetJVMRoute sets the jvmRoute attribute of the first service's Engine,
+// in place, as Tomcat's own server.xml does for mod_jk: route then
+// suffixes the node's session ids. An empty route removes nothing: it is
+// refused, as is a route with a character a session id cannot carry.
+func (c *Catalina) SetJVMRoute(route string) error {
+	if route == "" || strings.ContainsAny(route, " \t\r\n;,=\"\\/?#") {
+		return fmt.Errorf("carbonconf: jvmRoute %q: want a non-empty name without spaces or ;,=\"\\/?#", route)
+	}
+	c.doc.file = c.File
+	err := c.doc.transact(func() error {
+		d := c.doc
+		for _, s := range elems(d.root, "Service") {
+			if es := elems(s, "Engine"); len(es) > 0 {
+				return d.setAttr(es[0], "jvmRoute", route)
+			}
+		}
+		return fmt.Errorf("carbonconf: %s: no <Engine> element", displayName(d.file))
+	})
+	c.build()
+	return err
 }
 
 // SetConnectorAttr sets an attribute of the first connector serving scheme

@@ -51,6 +51,7 @@ type Identity struct {
 	HTTPSProxyPort    int // the balancer's port for HTTPS, 0 when none is set
 	HostName          string
 	MgtHostName       string
+	JVMRoute          string            // catalina-server.xml's Engine jvmRoute, "" when unset
 	Properties        map[string]string // the clustering member properties
 }
 
@@ -159,6 +160,7 @@ func (n *Node) Identity() (Identity, error) {
 	}
 	id.HTTPPort, id.HTTPSPort = 9763, 9443
 	if n.Catalina != nil {
+		id.JVMRoute = n.Catalina.JVMRoute()
 		if k, ok := n.Catalina.Connector("http"); ok {
 			num(k.Port, n.Catalina.File, "http Connector port", &id.HTTPPort)
 			num(k.ProxyPort, n.Catalina.File, "http Connector proxyPort", &id.HTTPProxyPort)
