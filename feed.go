@@ -144,6 +144,10 @@ func (f *Feed) sync(touched []string) error {
 			}
 		}
 		slices.SortFunc(bes, func(a, b balancer.Backend) int { return cmp.Compare(a.ID, b.ID) })
+		if dup := dropSharedRoutes(bes); len(dup) > 0 {
+			f.logger.Warn("carbonlb: members of one pool give the same jvmRoute: their sessions are routed by the learned table only",
+				"pool", pool, "routes", dup)
+		}
 		old, had := f.pools[pool]
 		if !f.stale[pool] && had == (len(bes) > 0) && slices.EqualFunc(bes, old, sameBackend) {
 			continue // nothing changed
@@ -170,7 +174,29 @@ func (f *Feed) sync(touched []string) error {
 }
 
 func sameBackend(a, b balancer.Backend) bool {
-	return a.ID == b.ID && a.URL == b.URL && maps.Equal(a.Metadata, b.Metadata)
+	return a.ID == b.ID && a.URL == b.URL && a.Route == b.Route && maps.Equal(a.Metadata, b.Metadata)
+}
+
+// dropSharedRoutes clears the routes that more than one backend gives (two
+// nodes misconfigured with one jvmRoute), which the balancer would refuse
+// for the whole pool, and returns them.
+func dropSharedRoutes(bes []balancer.Backend) []string {
+	count := make(map[string]int)
+	for _, b := range bes {
+		if b.Route != "" {
+			count[b.Route]++
+		}
+	}
+	var dup []string
+	for i := range bes {
+		if r := bes[i].Route; r != "" && count[r] > 1 {
+			if !slices.Contains(dup, r) {
+				dup = append(dup, r)
+			}
+			bes[i].Route = ""
+		}
+	}
+	return dup
 }
 
 // Pools returns the backends the Feed has set, by pool; an empty pool is
@@ -245,7 +271,11 @@ func MemberBackend(m membership.Member, scheme string) (b balancer.Backend, ok b
 	if m.Addr.Addr().Zone() != "" {
 		host = strings.Replace(host, "%", "%25", 1) // RFC 6874
 	}
-	return balancer.Backend{ID: m.Name, URL: scheme + "://" + host, Metadata: meta}, true
+	b = balancer.Backend{ID: m.Name, URL: scheme + "://" + host, Metadata: meta}
+	if r := m.Properties[PropRoute]; r != "" && !strings.ContainsAny(r, " \t\r\n;,=\"\\/?#") {
+		b.Route = r // a route a session id cannot carry is left out
+	}
+	return b, true
 }
 
 // memberPort returns m's port for scheme: its HTTPS port for "https", its
@@ -261,6 +291,13 @@ func memberPort(m membership.Member, scheme string) (uint16, bool) {
 	}
 	return uint16(p), true
 }
+
+// PropRoute is the member property that carries a node's route: Tomcat's
+// jvmRoute (catalina-server.xml's Engine, carbonconf.Identity.JVMRoute),
+// which suffixes every session id the node issues. MemberBackend makes it
+// the backend's balancer.Backend.Route, so the balancer routes a session by
+// it with no table, across balancer restarts and instances.
+const PropRoute = "jvmRoute"
 
 // PropRole is the member property that names a member's role in the
 // cluster. Its one value with a meaning here is RoleBalancer.

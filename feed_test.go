@@ -293,6 +293,10 @@ func TestMemberBackend(t *testing.T) {
 		{"port 70000", "10.0.0.5:4000", "", httpPort("70000"), balancer.Backend{}, false},
 		{"marked balancer", "10.0.0.5:4000", "", map[string]string{membership.PropHTTPPort: "80", carbonlb.PropRole: carbonlb.RoleBalancer}, balancer.Backend{}, false},
 		{"unknown scheme", "10.0.0.5:4000", "ftp", both, balancer.Backend{}, false},
+		{"jvmRoute", "10.0.0.5:4000", "http", map[string]string{membership.PropHTTPPort: "9763", carbonlb.PropRoute: "node-a"},
+			balancer.Backend{ID: "n", URL: "http://10.0.0.5:9763", Route: "node-a", Metadata: map[string]string{"httpPort": "9763", "jvmRoute": "node-a", "subDomain": "worker"}}, true},
+		{"jvmRoute a session id cannot carry", "10.0.0.5:4000", "http", map[string]string{membership.PropHTTPPort: "9763", carbonlb.PropRoute: "a;b"},
+			balancer.Backend{ID: "n", URL: "http://10.0.0.5:9763", Metadata: map[string]string{"httpPort": "9763", "jvmRoute": "a;b", "subDomain": "worker"}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok := carbonlb.MemberBackend(member("n", "worker", tc.addr, tc.props), tc.scheme)
@@ -481,5 +485,33 @@ func waitMembers(t *testing.T, n *membership.Node, names ...string) {
 	})
 	if !check() {
 		t.Fatalf("members %v, want %v", got, names)
+	}
+}
+
+// TestFeedSharedRoute: two members giving one jvmRoute would make the
+// balancer refuse their whole pool; the feed drops that route instead, and
+// keeps the others.
+func TestFeedSharedRoute(t *testing.T) {
+	lb, err := balancer.New(balancer.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+	f, err := carbonlb.NewFeed(lb, carbonlb.FeedConfig{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func(name, addr, r string) membership.Member {
+		return member(name, "worker", addr, map[string]string{membership.PropHTTPPort: "9763", carbonlb.PropRoute: r})
+	}
+	if err := f.Reset([]membership.Member{route("a", "10.0.0.1:4000", "same"), route("b", "10.0.0.2:4000", "same"), route("c", "10.0.0.3:4000", "c")}); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	var routes []string
+	for _, b := range f.Pools()[member("x", "worker", "10.0.0.9:4000", nil).Pool()] {
+		routes = append(routes, b.ID+"="+b.Route)
+	}
+	if diff := cmp.Diff([]string{"a=", "b=", "c=c"}, routes); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
 	}
 }
