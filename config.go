@@ -30,7 +30,8 @@ var _ Resolver = (*hosts.Resolver)(nil)
 // members, and the member properties with ${hostName} and ${httpsPort}
 // expanded, plus the node's HTTP and HTTPS ports after the offset
 // (membership.PropHTTPPort, PropHTTPSPort) and its host name
-// (PropHostName). The rest is membership.DefaultConfig's.
+// (PropHostName), and its Engine's jvmRoute (PropRoute). The rest is
+// membership.DefaultConfig's.
 //
 // r, when not nil, resolves the well-known members given by host name, and
 // localMemberHost and localMemberBindAddress when they are host names (as
@@ -98,6 +99,9 @@ func MemberConfig(n *carbonconf.Node, r Resolver) (membership.Config, error) {
 	}
 	if id.HostName != "" {
 		cfg.Properties[membership.PropHostName] = id.HostName
+	}
+	if id.JVMRoute != "" {
+		cfg.Properties[PropRoute] = id.JVMRoute // catalina-server.xml's Engine jvmRoute
 	}
 	return cfg, errors.Join(errs...)
 }

@@ -147,6 +147,19 @@ func TestMemberConfig(t *testing.T) {
 		}
 	})
 
+	t.Run("jvmRoute", func(t *testing.T) {
+		if err := n.Catalina.SetJVMRoute("node-a"); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := carbonlb.MemberConfig(n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Properties[carbonlb.PropRoute]; got != "node-a" {
+			t.Errorf("route property %q, want node-a", got)
+		}
+	})
+
 	t.Run("resolver", func(t *testing.T) {
 		r, err := hosts.NewResolver(hosts.ResolverConfig{Static: map[string][]netip.Addr{"wrk.esb.test": {netip.MustParseAddr("10.1.2.3")}}})
 		if err != nil {
