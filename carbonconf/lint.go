@@ -70,6 +70,10 @@ const (
 	CodeHostNameUnset        = "hostname-unset"
 	CodeNotANumber           = "not-a-number"
 	CodeLBUnclosedBlock      = "lb-unclosed-block"
+	CodeWKABadRange          = "wka-bad-range"
+	CodeWKANoManager         = "wka-no-manager"
+	CodeWSDLEPRPrefix        = "wsdl-epr-prefix-mismatch"
+	CodeSvnURLMismatch       = "svn-url-mismatch"
 )
 
 // linted is a node with its identity computed once.
@@ -125,6 +129,7 @@ func Lint(nodes []*Node, lb *LBConf) []Finding {
 		lintNode(l, add)
 	}
 	lintCluster(ls, add)
+	lintWSDLEPRPrefix(ls, lb, add)
 	if lb != nil {
 		lintLB(ls, lb, add)
 	}
@@ -169,6 +174,9 @@ func lintNode(l linted, add addFunc) {
 		for _, m := range cl.Members {
 			if _, err := strconv.Atoi(m.Port); err != nil {
 				add(Error, CodeNotANumber, l.axf, m.Line, m.Col, "well-known member %s has port %q, not a number", m.HostName, m.Port)
+			}
+			if _, _, err := memberRange(m.HostName); err != nil {
+				add(Error, CodeWKABadRange, l.axf, m.Line, m.Col, "well-known member hostName %q: %v", m.HostName, err)
 			}
 		}
 	}
@@ -247,7 +255,8 @@ func memberHost(h string) string {
 }
 
 // matchesWKA reports whether entry ("host:port" with an optional range in the
-// last octet, "10.0.0.[1-10]:4000") covers host:port.
+// last octet, "192.168.1.2-10:4000" or "10.0.0.[1-10]:4000") covers
+// host:port.
 func matchesWKA(entry, host string, port int) bool {
 	h, p, err := splitHostPort(entry)
 	if err != nil || p != port {
@@ -257,18 +266,109 @@ func matchesWKA(entry, host string, port int) bool {
 	if h == host {
 		return true
 	}
-	i := strings.LastIndexByte(h, '[')
-	if i < 0 || !strings.HasSuffix(h, "]") || !strings.HasPrefix(host, h[:i]) {
+	r, ok, err := memberRange(h)
+	if !ok || err != nil || !strings.HasPrefix(host, r.prefix) {
 		return false
 	}
-	lo, hi, ok := strings.Cut(h[i+1:len(h)-1], "-")
-	if !ok {
+	v, err := strconv.Atoi(host[len(r.prefix):])
+	return err == nil && r.first <= v && v <= r.last
+}
+
+// hostRange is a range of the last octet of IPv4 addresses: prefix
+// ("192.168.1.") followed by first to last, inclusive.
+type hostRange struct {
+	prefix      string
+	first, last int
+}
+
+// memberRange reads a well-known member's hostName written as a range of
+// the last octet: "192.168.1.2-10", as the Carbon and Hazelcast guides write
+// it (2 to 10), or "192.168.1.[2-10]". ok is false for a host that is not
+// written as a range. err says what is wrong with a malformed one and at
+// which 1-based column of h: an end above 255 or below the start, a range
+// in another octet, or an address that is not a.b.c.d.
+func memberRange(h string) (r hostRange, ok bool, err error) {
+	fail := func(col int, format string, args ...any) (hostRange, bool, error) {
+		return hostRange{}, true, fmt.Errorf("col %d: %s", col+1, fmt.Sprintf(format, args...))
+	}
+	var lo, hi string
+	var loCol, hiCol int
+	switch open := strings.IndexByte(h, '['); {
+	case open >= 0:
+		if !strings.HasSuffix(h, "]") {
+			return fail(len(h), "a range must end the address, as 10.0.0.[1-10]")
+		}
+		r.prefix = h[:open]
+		body := h[open+1 : len(h)-1]
+		var cut bool
+		if lo, hi, cut = strings.Cut(body, "-"); !cut {
+			return fail(open+1, "want [first-last], got [%s]", body)
+		}
+		loCol, hiCol = open+1, open+2+len(lo)
+	case isDashRange(h):
+		dash := strings.IndexByte(h, '-')
+		if strings.Contains(h[dash:], ".") {
+			return fail(dash, "a range is only allowed in the last octet, as 192.168.1.2-10")
+		}
+		dot := strings.LastIndexByte(h[:dash], '.')
+		r.prefix, lo, hi = h[:dot+1], h[dot+1:dash], h[dash+1:]
+		loCol, hiCol = dot+1, dash+1
+	default:
+		return hostRange{}, false, nil
+	}
+	octets := strings.Split(strings.TrimSuffix(r.prefix, "."), ".")
+	if !strings.HasSuffix(r.prefix, ".") || len(octets) != 3 {
+		return fail(0, "a range is only allowed in the last octet of an IPv4 address, as 192.168.1.2-10")
+	}
+	col := 0
+	for i, o := range octets {
+		if _, err := octet(o); err != nil {
+			return fail(col, "octet %d: %v", i+1, err)
+		}
+		col += len(o) + 1
+	}
+	if r.first, err = octet(strings.TrimSpace(lo)); err != nil {
+		return fail(loCol, "range start: %v", err)
+	}
+	if r.last, err = octet(strings.TrimSpace(hi)); err != nil {
+		return fail(hiCol, "range end: %v", err)
+	}
+	if r.first > r.last {
+		return fail(loCol, "range start %d is greater than its end %d", r.first, r.last)
+	}
+	return r, true, nil
+}
+
+// isDashRange reports whether h is written as "a.b.c.d-e": digits, dots and
+// a hyphen, starting with a digit. A host name has a letter somewhere.
+func isDashRange(h string) bool {
+	if h == "" || h[0] < '0' || h[0] > '9' || !strings.Contains(h, "-") {
 		return false
 	}
-	a, err1 := strconv.Atoi(lo)
-	b, err2 := strconv.Atoi(hi)
-	v, err3 := strconv.Atoi(host[i:])
-	return err1 == nil && err2 == nil && err3 == nil && a <= v && v <= b
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// octet parses an IPv4 octet, 0 to 255.
+func octet(s string) (int, error) {
+	if s == "" {
+		return 0, errors.New("empty, want 0 to 255")
+	}
+	if strings.Trim(s, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	if len(s) > 3 {
+		return 0, fmt.Errorf("%s is more than 255", s)
+	}
+	v, _ := strconv.Atoi(s)
+	if v > 255 {
+		return 0, fmt.Errorf("%d is more than 255", v)
+	}
+	return v, nil
 }
 
 // lintCluster checks the nodes against each other.
@@ -307,6 +407,9 @@ func lintCluster(ls []linted, add addFunc) {
 	if len(clustered) > 1 {
 		for _, l := range clustered {
 			for _, m := range l.n.Axis2.Clustering.Members {
+				if _, _, err := memberRange(m.HostName); err != nil {
+					continue // wka-bad-range
+				}
 				found := false
 				for _, o := range clustered {
 					if matchesWKA(m.Addr(), o.id.LocalMemberHost, o.id.LocalMemberPort) {
@@ -337,6 +440,10 @@ func lintCluster(ls []linted, add addFunc) {
 		if ds := l.n.Carbon.DeploymentSynchronizer; ds != nil && ds.Enabled.Bool() && ds.AutoCommit.Bool() {
 			committers = append(committers, l)
 		}
+	}
+	lintWKAManager(clustered, add)
+	if len(committers) > 0 {
+		lintSvnURL(ls, committers[0], add)
 	}
 	if len(committers) > 1 {
 		for _, l := range committers[1:] {
@@ -556,5 +663,6 @@ func allCodes() []string {
 		CodeMultipleCommitters, CodeNoManager, CodeSubDomainMissing, CodeSubDomainUnknown,
 		CodeProxyPortNotListened, CodeLBNoNode, CodeMgtHostNotServed, CodeDefaultPassword,
 		CodePlaintextSecret, CodeHostNameUnset, CodeNotANumber, CodeLBUnclosedBlock,
+		CodeWKABadRange, CodeWKANoManager, CodeWSDLEPRPrefix, CodeSvnURLMismatch,
 	}
 }

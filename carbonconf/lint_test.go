@@ -32,6 +32,9 @@ type nodeOpts struct {
 	// seed 002 sets them; axis2ProxyCommented puts them in comments.
 	axis2ProxyHTTP, axis2ProxyHTTPS string
 	axis2ProxyCommented             bool
+
+	wsdlPrefix string // the http receiver's WSDLEPRPrefix, "" for none
+	svnURL     string // <SvnUrl>, "" for none
 }
 
 func (o nodeOpts) build(t testing.TB) *Node {
@@ -61,9 +64,15 @@ func (o nodeOpts) build(t testing.TB) *Node {
   <transportReceiver name="https" class="org.wso2.carbon.core.transports.http.HttpsTransportListener">%s
   </transportReceiver>`, proxyParam(o.axis2ProxyHTTPS))
 	}
+	// WSDLEPRPrefix shares the port parameter's line, so that the lines
+	// of the rest stay where the tests expect them.
+	wsdl := ""
+	if o.wsdlPrefix != "" {
+		wsdl = fmt.Sprintf(`<parameter name="WSDLEPRPrefix" locked="false">%s</parameter>`, o.wsdlPrefix)
+	}
 	axis2 := fmt.Sprintf(`<axisconfig name="AxisJava2.0">
   <transportReceiver name="http" class="org.apache.synapse.transport.passthru.PassThroughHttpListener">
-    <parameter name="port" locked="false">8280</parameter>%s
+    <parameter name="port" locked="false">8280</parameter>%s%s
   </transportReceiver>%s
   <clustering class="%s" enable="%s">
     <parameter name="membershipScheme">%s</parameter>
@@ -77,7 +86,7 @@ func (o nodeOpts) build(t testing.TB) *Node {
 %s    </members>
   </clustering>
 </axisconfig>
-`, proxyParam(o.axis2ProxyHTTP), https, HazelcastAgent, o.enable, o.scheme, o.domain, o.host, o.port, sub, members.String())
+`, wsdl, proxyParam(o.axis2ProxyHTTP), https, HazelcastAgent, o.enable, o.scheme, o.domain, o.host, o.port, sub, members.String())
 	host := ""
 	if o.hostName != "" {
 		host = "<HostName>" + o.hostName + "</HostName>"
@@ -93,6 +102,9 @@ func (o nodeOpts) build(t testing.TB) *Node {
 			alias = ` xmlns:svns="http://org.wso2.securevault/configuration" svns:secretAlias="svn.password"`
 		}
 		svn = fmt.Sprintf("<SvnPassword%s>%s</SvnPassword>", alias, o.svnPassword)
+	}
+	if o.svnURL != "" {
+		svn = "<SvnUrl>" + o.svnURL + "</SvnUrl>" + svn
 	}
 	carbon := fmt.Sprintf(`<?xml version="1.0" encoding="ISO-8859-1"?>
 <Server xmlns="http://wso2.org/projects/carbon/carbon.xml">
@@ -142,12 +154,13 @@ func (o nodeOpts) build(t testing.TB) *Node {
 // behind a balancer that serves both host names. Lint finds nothing in it.
 func goodCluster() ([]nodeOpts, string) {
 	base := nodeOpts{enable: "true", scheme: "wka", domain: "wso2.esb.domain", hostName: "esb.wso2.com",
-		offset: "0", autoCommit: "false", proxyHTTP: "80", proxyHTTPS: "443"}
+		offset: "0", autoCommit: "false", proxyHTTP: "80", proxyHTTPS: "443", svnURL: "http://svn.example.com/esb/"}
 	mgr, w1, w2 := base, base, base
 	mgr.name, mgr.host, mgr.port, mgr.sub = "mgr", "10.0.0.1", "4100", "mgt"
 	mgr.mgtHostName, mgr.autoCommit = "mgt.esb.wso2.com", "true"
 	w1.name, w1.host, w1.port, w1.sub = "w1", "10.0.0.2", "4200", "worker"
 	w2.name, w2.host, w2.port, w2.sub = "w2", "10.0.0.3", "4300", "worker"
+	w1.wsdlPrefix, w2.wsdlPrefix = "http://esb.wso2.com:80", "http://esb.wso2.com"
 	mgr.members = []string{"10.0.0.2:4200", "10.0.0.3:4300"}
 	w1.members = []string{"10.0.0.1:4100", "10.0.0.3:4300"}
 	w2.members = []string{"10.0.0.1:4100", "10.0.0.2:4200"}
@@ -247,6 +260,85 @@ func TestLintCodes(t *testing.T) {
 			ns[1].members[0] = "10.0.0.[5-9]:4100"
 			return ns
 		}, true},
+		{"dash range covers a node", CodeWKAUnknownMember, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members[0] = "10.0.0.1-2:4100"
+			return ns
+		}, false},
+		{"dash range misses", CodeWKAUnknownMember, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members[0] = "10.0.0.5-9:4100"
+			return ns
+		}, true},
+		{"dash range end past 255", CodeWKABadRange, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members[0] = "10.0.0.2-300:4100"
+			return ns
+		}, true},
+		{"bracket range backwards", CodeWKABadRange, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members[0] = "10.0.0.[9-2]:4100"
+			return ns
+		}, true},
+		{"good ranges", CodeWKABadRange, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members = []string{"10.0.0.1-2:4100", "10.0.0.[3-3]:4300"}
+			return ns
+		}, false},
+		{"worker without the manager", CodeWKANoManager, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members = []string{"10.0.0.3:4300"}
+			return ns
+		}, true},
+		{"worker with the manager in a range", CodeWKANoManager, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].members = []string{"10.0.0.1-2:4100", "10.0.0.3:4300"}
+			return ns
+		}, false},
+		{"manager without the manager", CodeWKANoManager, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[0].members = []string{"10.0.0.2:4200"}
+			return ns
+		}, false},
+		{"WSDLEPRPrefix other host", CodeWSDLEPRPrefix, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].wsdlPrefix = "http://w1.internal:80"
+			return ns
+		}, true},
+		{"WSDLEPRPrefix other port", CodeWSDLEPRPrefix, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].wsdlPrefix = "http://esb.wso2.com:8280"
+			return ns
+		}, true},
+		{"WSDLEPRPrefix https on the http listener", CodeWSDLEPRPrefix, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].wsdlPrefix = "https://esb.wso2.com:443"
+			return ns
+		}, true},
+		{"WSDLEPRPrefix placeholder", CodeWSDLEPRPrefix, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].wsdlPrefix = "https://apachehost:port/somepath"
+			return ns
+		}, true},
+		{"WSDLEPRPrefix the balancer's other port", CodeWSDLEPRPrefix, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].proxyHTTP, ns[1].wsdlPrefix = "8280", "http://esb.wso2.com:8280"
+			return ns
+		}, false},
+		{"WSDLEPRPrefix of the manager", CodeWSDLEPRPrefix, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[0].wsdlPrefix = "http://integrator.wso2.com:80"
+			return ns
+		}, false},
+		{"WSDLEPRPrefix host served by the balancer", CodeWSDLEPRPrefix, func(ns []nodeOpts, lb *string) []nodeOpts {
+			*lb = strings.Replace(*lb, "hosts esb.wso2.com;", "hosts esb.wso2.com, esb2.wso2.com;", 1)
+			ns[1].wsdlPrefix = "http://esb2.wso2.com:80"
+			return ns
+		}, false},
+		{"worker with the stock SvnUrl", CodeSvnURLMismatch, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[1].svnURL = StockSvnURL
+			return ns
+		}, true},
+		{"worker without SvnUrl", CodeSvnURLMismatch, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].svnURL = ""
+			return ns
+		}, true},
+		{"SvnUrl without the trailing slash", CodeSvnURLMismatch, func(ns []nodeOpts, _ *string) []nodeOpts {
+			ns[2].svnURL = "http://svn.example.com/esb"
+			return ns
+		}, false},
+		{"all stock SvnUrl", CodeSvnURLMismatch, func(ns []nodeOpts, _ *string) []nodeOpts {
+			for i := range ns {
+				ns[i].svnURL = StockSvnURL
+			}
+			return ns
+		}, false},
 		{"domains differ", CodeDomainMismatch, func(ns []nodeOpts, _ *string) []nodeOpts {
 			ns[2].domain = "wso2.as.domain"
 			return ns
@@ -428,6 +520,33 @@ func TestLintCodes(t *testing.T) {
 	}
 }
 
+// TestLintNewChecks pins the findings of the range, manager, WSDLEPRPrefix
+// and SvnUrl checks: severity, position and message.
+func TestLintNewChecks(t *testing.T) {
+	fs := lintCase(t, func(ns []nodeOpts, _ *string) []nodeOpts {
+		ns[1].members = []string{"10.0.0.3:4300", "10.0.0.2-300:4100"}
+		ns[1].wsdlPrefix = "http://w1.internal:8280"
+		ns[1].svnURL = StockSvnURL
+		return ns
+	})
+	var got []Finding
+	for _, f := range fs {
+		switch f.Code {
+		case CodeWKABadRange, CodeWKANoManager, CodeWSDLEPRPrefix, CodeSvnURLMismatch:
+			got = append(got, f)
+		}
+	}
+	want := []Finding{
+		{Error, CodeWSDLEPRPrefix, "w1/axis2.xml", 3, 59, "http WSDLEPRPrefix http://w1.internal:8280 names host w1.internal, not the balancer's (esb.wso2.com): set it to http://esb.wso2.com:80"},
+		{Warning, CodeWKANoManager, "w1/axis2.xml", 14, 7, "the well-known members do not include the manager (10.0.0.1:4100): add it, since the deployment synchronizer finds the manager through them (seeds 000, 001)"},
+		{Error, CodeWKABadRange, "w1/axis2.xml", 15, 7, `well-known member hostName "10.0.0.2-300": col 10: range end: 300 is more than 255`},
+		{Error, CodeSvnURLMismatch, "w1/carbon.xml", 13, 9, `the deployment synchronizer checks out the stock "http://svnrepo.example.com/repos/" but mgr/carbon.xml commits to "http://svn.example.com/esb/": set <SvnUrl>http://svn.example.com/esb/</SvnUrl>`},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings (-want +got):\n%s", diff)
+	}
+}
+
 func TestLintCodesDocumented(t *testing.T) {
 	doc, err := readDoc()
 	if err != nil {
@@ -515,7 +634,7 @@ func TestLintAxis2ProxyPort(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ns, lb := goodCluster()
 			for i := range ns {
-				ns[i].proxyHTTP, ns[i].proxyHTTPS = "", ""
+				ns[i].proxyHTTP, ns[i].proxyHTTPS, ns[i].wsdlPrefix = "", "", ""
 			}
 			ns[1].axis2ProxyHTTP, ns[1].axis2ProxyHTTPS, ns[1].axis2ProxyCommented = tt.http, tt.https, tt.commented
 			var nodes []*Node

@@ -35,7 +35,10 @@ type Setup struct {
 	// Offset, when not nil, sets carbon.xml Ports/Offset.
 	Offset *int
 	// SvnURL, SvnUser and SvnPassword configure the SVN-based deployment
-	// synchronizer; "" leaves the file's value.
+	// synchronizer; "" leaves the file's value. A worker must check out
+	// the repository the manager commits to: give it the manager's SvnUrl,
+	// or Lint reports svn-url-mismatch (a stock carbon.xml's SvnUrl is the
+	// placeholder StockSvnURL).
 	SvnURL, SvnUser, SvnPassword string
 	// HTTPProxyPort and HTTPSProxyPort are the balancer's ports written as
 	// catalina-server.xml proxyPort (and into WSDLEPRPrefix on workers).
