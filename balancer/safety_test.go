@@ -142,7 +142,7 @@ func TestClientBodyErrorsDoNotMarkBackendDown(t *testing.T) {
 func TestClientBodyTimeout(t *testing.T) {
 	n1 := newCarbonNode(t, "n1")
 	cfg := testConfig(StickyOff)
-	cfg.Services[0].ClientBodyTimeout = 150 * time.Millisecond
+	cfg.Services[0].ClientBodyTimeout = time.Second
 	lb := mustNew(t, cfg)
 	lb.SetBackends("p", []Backend{n1.backend()})
 	front, done := watchedFront(t, lb)
@@ -184,8 +184,9 @@ func TestClientBodyTimeout(t *testing.T) {
 	defer c.Close()
 	io.WriteString(c, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
 	for _, part := range []string{"ab", "cd", "ef"} {
-		// Well inside the timeout between two parts.
-		time.Sleep(50 * time.Millisecond)
+		// A slow client's pace, well inside the timeout between two
+		// parts even on a loaded machine.
+		time.Sleep(100 * time.Millisecond)
 		io.WriteString(c, part)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)

@@ -68,16 +68,17 @@ func (b *Balancer) newTransport(t Timeouts, idle int) *h1Transport {
 		idleTime:  idleTimeout,
 		header:    t.Read,
 		fallback: &http.Transport{
-			DialContext:           dial,
-			TLSClientConfig:       tlsc,
-			TLSHandshakeTimeout:   t.Dial,
-			MaxIdleConnsPerHost:   idle,
-			IdleConnTimeout:       idleTimeout,
-			ResponseHeaderTimeout: t.Read,
-			ExpectContinueTimeout: time.Second,
-			DisableCompression:    true, // pass bodies through as the backend sent them
-			ReadBufferSize:        16 << 10,
-			WriteBufferSize:       16 << 10,
+			DialContext:            dial,
+			TLSClientConfig:        tlsc,
+			TLSHandshakeTimeout:    t.Dial,
+			MaxIdleConnsPerHost:    idle,
+			IdleConnTimeout:        idleTimeout,
+			ResponseHeaderTimeout:  t.Read,
+			ExpectContinueTimeout:  time.Second,
+			DisableCompression:     true, // pass bodies through as the backend sent them
+			ReadBufferSize:         16 << 10,
+			MaxResponseHeaderBytes: maxResponseHeader, // as h1Transport's bound
+			WriteBufferSize:        16 << 10,
 		},
 	}
 }
