@@ -9,8 +9,8 @@
 //
 // [WriteAll] is the transaction over several paths: it writes every
 // temporary file first, keeps a hard link to each original (a copy where
-// the file system has no hard links), renames the
-// temporary files over the originals one after another, and when a rename
+// the file system has no hard links), renames the temporary files over the
+// originals one after another, and when a rename
 // fails it renames the originals back, so that no file of the set is left
 // changed. A crash in the middle of the renames can still leave some files
 // replaced and others not; the kept originals are then left next to them,
@@ -43,6 +43,10 @@ type Options struct {
 	// may briefly see a part, and a crash in the middle of the rewrite can
 	// leave a partial file.
 	InPlaceOnBusy bool
+
+	// link makes a hard link; nil means os.Link. Tests set it to take the
+	// copy fallback.
+	link func(oldname, newname string) error
 }
 
 // Change is one file of a [WriteAll] transaction: the path to replace and
@@ -109,7 +113,7 @@ func WriteAll(changes []Change, o Options) (err error) {
 			if p.old == nil {
 				continue
 			}
-			if err := keepOriginal(p); err != nil {
+			if err := keepOriginal(p, o.link); err != nil {
 				return &fs.PathError{Op: "save", Path: p.Path, Err: err}
 			}
 		}
@@ -200,8 +204,12 @@ func prepare(c Change) (p *pending, err error) {
 	return p, nil
 }
 
-// keepOriginal makes p.orig a hard link to the file p replaces.
-func keepOriginal(p *pending) error {
+// keepOriginal makes p.orig a hard link to the file p replaces (link, or
+// os.Link when nil), or a copy of it.
+func keepOriginal(p *pending, link func(oldname, newname string) error) error {
+	if link == nil {
+		link = os.Link
+	}
 	dir, base := filepath.Split(p.target)
 	if dir == "" {
 		dir = "."
@@ -214,7 +222,7 @@ func keepOriginal(p *pending) error {
 	name := f.Name()
 	f.Close()
 	os.Remove(name)
-	if err := os.Link(p.target, name); err != nil {
+	if err := link(p.target, name); err != nil {
 		// A file system without hard links: keep a copy, with the
 		// original's mode and owner, instead.
 		if err := copyFile(p.target, name, p.old); err != nil {
