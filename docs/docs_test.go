@@ -182,7 +182,7 @@ func TestDocSnippetsCompile(t *testing.T) {
 	cmd.Dir = root
 	// Offline, and go.mod as it is: the snippets use what the module
 	// already requires.
-	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=readonly", "GOWORK=off")
+	cmd.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=readonly"), "GOWORK=off")
 	out, err := cmd.CombinedOutput()
 	t.Logf("go vet of %d snippets: %v", len(complete), time.Since(start).Round(time.Millisecond))
 	if err != nil {
