@@ -6,6 +6,12 @@ import (
 	"strings"
 )
 
+// Diff returns the unified diff (three lines of context, headers "--- a/name"
+// and "+++ b/name") that turns a into b, or "" when they are equal, as
+// ConfigureManager and ConfigureWorker report their edits. Programs use it
+// to show other edits the same way, such as a hosts file's.
+func Diff(name string, a, b []byte) string { return unifiedDiff(name, a, b) }
+
 // unifiedDiff returns the unified diff (three lines of context) that turns a
 // into b, or "" when they are equal. Lines keep their endings, so a CRLF file
 // diffs line by line like any other.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,13 +114,13 @@ func TestSetupLintShowPorts(t *testing.T) {
 		t.Fatalf("lint: code %d, stderr %s\n%s", code, errs, out)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if !strings.Contains(line, ": default-keystore-password: ") && !strings.Contains(line, ": plaintext-secret: ") {
+		if !strings.Contains(line, ": warning: default-keystore-password: ") && !strings.Contains(line, ": warning: plaintext-secret: ") {
 			t.Errorf("unexpected finding: %s", line)
 		}
 	}
 	// A balancer on other ports: proxyPort 80/443 is an error, exit 1.
 	code, out, _ = runCmd(t, "lint", "--listen", "8280,8243", "--lb", lb, mgr, w1, w2)
-	if code != 1 || !strings.Contains(out, ": proxy-port-not-listened: proxyPort 80 is not a port the balancer listens on (8280, 8243)") {
+	if code != 1 || !strings.Contains(out, ": error: proxy-port-not-listened: proxyPort 80 is not a port the balancer listens on (8280, 8243)") {
 		t.Errorf("lint --listen: code %d\n%s", code, out)
 	}
 
@@ -181,7 +182,7 @@ func TestErrors(t *testing.T) {
 	before := snapshot(t, h)
 	code, _, errs := runCmd(t, "setup", "--role", "worker", "--domain", "d", "--member-host", "h", "--member-port", "4000",
 		"--wka", "a:1", "--hostname", "x", "--write", h)
-	if code != 2 || !strings.Contains(errs, bad+":3:1: expected \">\" to close </HostName>, found '<'") {
+	if code != 3 || !strings.Contains(errs, bad+":3:1: expected \">\" to close </HostName>, found '<'") {
 		t.Errorf("malformed carbon.xml: code %d, stderr %q", code, errs)
 	}
 	if !equalMaps(before, snapshot(t, h)) {
@@ -195,6 +196,12 @@ func TestErrors(t *testing.T) {
 		{"ports", "--offset", "-3"},
 		{"setup", "--role", "boss", h},
 		{"setup", "--role", "worker", esbHome(t)}, // required values missing
+		{"lint", "--listen", "80,443", h},         // --listen without --lb
+		{"lint", "--lb", "x.conf", "--listen", "http", h},
+		{"hosts", h}, // no --lb-addr
+		{"hosts", "--lb-addr", "lb.example.com", h},
+		{"help", "frobnicate"},
+		{"setup", "--role", "manager", "--manager", h, h},
 	} {
 		if code, _, _ := runCmd(t, args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
@@ -238,3 +245,164 @@ func TestSetupWriteAllOrNothing(t *testing.T) {
 		t.Errorf("files changed by a failed setup --write (-before +after):\n%s", diff)
 	}
 }
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestHelp lists every command with its flags, setup's among them; help
+// COMMAND lists one.
+func TestHelp(t *testing.T) {
+	code, out, _ := runCmd(t, "help")
+	if code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, want := range []string{
+		"carbonctl setup --role manager|worker [flags] PRODUCT_HOME\n",
+		"-member-host string", "-member-port int", "-wka string", "-svn-url string", "-manager string", "-https-proxy-port int", "-write",
+		"carbonctl lint [--lb loadbalancer.conf [--listen 80,443]] PRODUCT_HOME...\n", "-listen string",
+		"carbonctl hosts --lb-addr", "-lb-addr string", "-hosts-file string",
+		"carbonctl ports --offset N\n", "-offset int",
+		"Exit status:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCmd(t, "help", "ports")
+	if code != 0 || !strings.Contains(out, "-offset int") || strings.Contains(out, "-svn-url") {
+		t.Errorf("help ports: exit %d\n%s", code, out)
+	}
+}
+
+// TestLintListenNeedsLB refuses --listen without --lb, which would
+// otherwise be ignored.
+func TestLintListenNeedsLB(t *testing.T) {
+	code, out, errs := runCmd(t, "lint", "--listen", "8280,8243", esbHome(t))
+	if code != 2 || out != "" || !strings.Contains(errs, "carbonctl: lint: --listen needs --lb") {
+		t.Errorf("lint --listen without --lb: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestSetupWorkerSvnURL gives a worker the manager's SvnUrl with
+// --manager, and says so when a worker keeps the stock one.
+func TestSetupWorkerSvnURL(t *testing.T) {
+	mgr, w := esbHome(t), esbHome(t)
+	common := []string{"--domain", "wso2.esb.domain", "--hostname", "esb.wso2.com", "--offset", "0"}
+	if code, _, errs := runCmd(t, append([]string{"setup", "--role", "manager", "--member-host", "10.0.0.1", "--member-port", "4100",
+		"--wka", "10.0.0.2:4200", "--mgt-hostname", "mgt.esb.wso2.com", "--svn-url", "https://svn.example.com/esb/", "--write", mgr}, common...)...); code != 0 {
+		t.Fatalf("manager setup: %d %s", code, errs)
+	}
+	worker := append([]string{"setup", "--role", "worker", "--member-host", "10.0.0.2", "--member-port", "4200", "--wka", "10.0.0.1:4100", w}, common...)
+	code, out, errs := runCmd(t, worker...)
+	if code != 0 || !strings.Contains(errs, "the worker keeps the stock SvnUrl http://svnrepo.example.com/repos/") {
+		t.Errorf("worker setup without --svn-url: exit %d, stderr %q", code, errs)
+	}
+	if strings.Contains(out, "<SvnUrl>") {
+		t.Errorf("worker setup without --svn-url changed SvnUrl:\n%s", out)
+	}
+	code, out, errs = runCmd(t, append(worker, "--manager", mgr, "--write")...)
+	if code != 0 || strings.Contains(errs, "stock SvnUrl") || !strings.Contains(out, "+        <SvnUrl>https://svn.example.com/esb/</SvnUrl>") {
+		t.Errorf("worker setup --manager: exit %d, stderr %q, diff:\n%s", code, errs, out)
+	}
+	// The two now agree: lint has no svn-url-mismatch.
+	code, out, _ = runCmd(t, "lint", mgr, w)
+	if strings.Contains(out, "svn-url-mismatch") {
+		t.Errorf("lint after setup --manager: exit %d\n%s", code, out)
+	}
+}
+
+// TestHosts maps the cluster's host names to the balancer in a hosts file:
+// the first run's diff and file are the golden ones (refreshed with
+// -update), the file's other lines are kept byte for byte, and a second
+// run prints an empty diff and changes nothing.
+func TestHosts(t *testing.T) {
+	mgr, w := esbHome(t), esbHome(t)
+	common := []string{"--domain", "wso2.esb.domain", "--hostname", "esb.wso2.com", "--offset", "0", "--write"}
+	for _, args := range [][]string{
+		{"setup", "--role", "manager", "--member-host", "10.0.0.1", "--member-port", "4100", "--wka", "10.0.0.2:4200", "--mgt-hostname", "mgt.esb.wso2.com", mgr},
+		{"setup", "--role", "worker", "--member-host", "10.0.0.2", "--member-port", "4200", "--wka", "10.0.0.1:4100", w},
+	} {
+		if code, _, errs := runCmd(t, append(args, common...)...); code != 0 {
+			t.Fatalf("%q: %d %s", args, code, errs)
+		}
+	}
+	dir := t.TempDir()
+	lb := filepath.Join(dir, "loadbalancer.conf")
+	if err := os.WriteFile(lb, []byte(`services {
+    esb {
+        hosts esb.wso2.com, services.esb.wso2.com;
+        domains { wso2.esb.domain { sub_domain worker; tenant_range *; } }
+    }
+    esbmgt {
+        domains { wso2.esb.domain { hosts mgt.esb.wso2.com; sub_domain mgt; tenant_range *; } }
+    }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.ReadFile("testdata/hosts.in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	if err := os.WriteFile("hosts", in, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"hosts", "--lb-addr", "192.168.1.10,192.168.1.11", "--lb", lb, "--hosts-file", "hosts", mgr, w}
+
+	// Without --write: the diff only.
+	code, dry, errs := runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("hosts: exit %d, stderr %s", code, errs)
+	}
+	if got, _ := os.ReadFile("hosts"); !bytes.Equal(got, in) {
+		t.Fatal("hosts without --write changed the file")
+	}
+	code, out, errs := runCmd(t, append(args, "--write")...)
+	if code != 0 || out != dry || !strings.Contains(errs, "wrote hosts") {
+		t.Fatalf("hosts --write: exit %d, stderr %s, diff differs from the dry run: %v", code, errs, out != dry)
+	}
+	after, err := os.ReadFile(filepath.Join(dir, "hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "hosts-first.diff", out)
+	golden(t, "hosts-first.hosts", string(after))
+
+	// Idempotent: the second run has nothing to do.
+	code, out, _ = runCmd(t, append(args, "--write")...)
+	if code != 0 || out != "" {
+		t.Errorf("second hosts run: exit %d, diff:\n%s", code, out)
+	}
+	if again, _ := os.ReadFile("hosts"); !bytes.Equal(again, after) {
+		t.Error("second hosts run changed the file")
+	}
+}
+
+// golden compares got with testdata/name, or writes it there with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join(goldenDir, name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
+	}
+}
+
+// goldenDir is testdata as an absolute path, since TestHosts changes the
+// working directory.
+var goldenDir = func() string {
+	d, err := filepath.Abs("testdata")
+	if err != nil {
+		panic(err)
+	}
+	return d
+}()
