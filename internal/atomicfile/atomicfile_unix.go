@@ -30,14 +30,16 @@ func lockFile(f *os.File) (unlock func(), err error) {
 
 // chown gives f the owner and group of old. Only root may give a file
 // away: for anyone else EPERM is not an error, and the new file belongs to
-// the caller, as a file the caller wrote does.
+// the caller, as a file the caller wrote does. Neither are EINVAL and
+// ENOTSUP, from file systems that keep no owner (vfat); any other error is.
 func chown(f *os.File, old fs.FileInfo) error {
 	st, ok := old.Sys().(*syscall.Stat_t)
 	if !ok {
 		return nil
 	}
-	if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, syscall.EPERM) {
-		return err
+	err := f.Chown(int(st.Uid), int(st.Gid))
+	if err == nil || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		return nil
 	}
-	return nil
+	return err
 }
