@@ -8,8 +8,7 @@
 //
 // With -tls-cert/-tls-key (repeatable as comma-separated lists) or
 // -tls-self-signed it serves HTTPS (HTTP/2 and HTTP/1.1), certificates
-// picked by SNI. -status serves the balancer's status page on another
-// address.
+// picked by SNI.
 //
 // Configured from a WSO2 Elastic Load Balancer's files:
 //
@@ -22,21 +21,25 @@
 // member of the cluster whose pools follow the members; -static adds pools
 // of backends that are not members ("pool=url,url;pool=url"). -listen serves
 // HTTP and -https HTTPS with a certificate per host. /healthz answers a
-// fronting load balancer and the status page is at -status-path. SIGHUP
-// re-reads loadbalancer.conf, the static pools, the certificate files and
-// axis2.xml's well-known members and properties without dropping a
-// connection (a file that does not parse, or a loadbalancer.conf whose
-// blocks are not all closed, as an editor's half-saved file, is refused
-// with its position and the running configuration kept). SIGTERM drains: /healthz turns 503 for
-// -drain, then the gateway leaves the cluster and finishes the requests in
-// flight. -sticky, -sticky-key-file, -mgt-allow, -trusted-proxies and
+// fronting load balancer. SIGHUP re-reads loadbalancer.conf, the static
+// pools, the certificate files and axis2.xml's well-known members and
+// properties without dropping a connection (a file that does not parse, or
+// a loadbalancer.conf whose blocks are not all closed, as an editor's
+// half-saved file, is refused with its position and the running
+// configuration kept). SIGTERM drains: /healthz turns 503 for -drain, then
+// the gateway leaves the cluster and finishes the requests in flight.
+// -sticky, -sticky-key-file, -mgt-allow, -trusted-proxies and
 // -cluster-key-file set the services' stickiness and its cookie key, the
 // networks allowed to the management console (the pools of sub-domain mgt),
 // the proxies whose X-Forwarded-For is believed, and the key that encrypts
 // the cluster's traffic.
 //
-// It runs in the foreground, logs to stderr and exits cleanly on SIGINT or
-// SIGTERM.
+// In both modes -admin serves metrics, the status page, the health check,
+// the profiler and the drain of a backend on an address of its own;
+// -proxy-protocol takes client addresses from a TCP front; -check validates
+// the configuration and exits, as nginx -t; under systemd it reports
+// READY, RELOADING and STOPPING (sd_notify). gateway -h prints the usage,
+// the signals and the exit statuses.
 package main
 
 import (
@@ -58,6 +61,7 @@ import (
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
+	"github.com/carbonlb/carbonlb/examples/internal/cli"
 	"github.com/carbonlb/carbonlb/examples/internal/front"
 	"github.com/carbonlb/carbonlb/examples/internal/listen"
 	"github.com/carbonlb/carbonlb/examples/internal/site"
@@ -71,11 +75,12 @@ type options struct {
 	sticky     balancer.StickyMode
 	policy     balancer.Policy
 	pool       string
-	status     string
 	tlsCerts   []string
 	tlsKeys    []string
 	selfSigned []string
-	logLevel   slog.Level
+	log        *cli.Log
+	accessLog  bool
+	check      bool
 	healthPath string
 	tenants    string
 	cpuProfile string
@@ -96,22 +101,40 @@ type options struct {
 	started                                  func(*site.Site) // called once serving (tests)
 }
 
-// parseFlags parses args (without the program name).
+// parseFlags parses args (without the program name); stderr gets the
+// usage, and -version's answer too.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	return parseArgs(args, stderr, stderr)
+}
+
+// parseArgs parses args (without the program name). Its error is a
+// *cli.Exited after -h, -version or a bad flag, and a *cli.UsageError for
+// flags that do not go together.
+func parseArgs(args []string, stdout, stderr io.Writer) (options, error) {
+	o, err := parseCommandLine(args, stdout, stderr)
+	var ex *cli.Exited
+	var ue *cli.UsageError
+	if err != nil && !errors.As(err, &ex) && !errors.As(err, &ue) {
+		err = &cli.UsageError{Err: err}
+	}
+	return o, err
+}
+
+func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) {
+	fs := cli.NewFlagSet("gateway", usage, stderr)
 	var o options
-	var backends, sticky, policy, certs, keys, self, level, mgtAllow, trusted, proxy string
+	var backends, sticky, policy, certs, keys, self, mgtAllow, trusted, proxy string
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&backends, "backends", "", "comma-separated backend URLs (http://host:port), or name=URL: a backend whose name is its route (Tomcat's jvmRoute, for -sticky learn)")
 	fs.StringVar(&sticky, "sticky", "learn", "stickiness: learn (JSESSIONID), insert (own cookie) or off")
 	fs.StringVar(&policy, "policy", "round_robin", "policy: round_robin, least_conn or p2c")
 	fs.StringVar(&o.pool, "pool", "default", "pool name")
-	fs.StringVar(&o.status, "status", "", "address for the status page (JSON; ?html for HTML) and /healthz; empty disables")
 	fs.StringVar(&certs, "tls-cert", "", "comma-separated PEM certificate files; enables HTTPS")
 	fs.StringVar(&keys, "tls-key", "", "comma-separated PEM key files, one per -tls-cert")
 	fs.StringVar(&self, "tls-self-signed", "", "comma-separated host names for a generated self-signed certificate; enables HTTPS")
-	fs.StringVar(&level, "log-level", "info", "log level: debug (access log), info, warn, error")
+	o.log = cli.LogFlags(fs, "info")
+	fs.BoolVar(&o.accessLog, "access-log", false, "log one record per request at Info (client, host, method, path, status, bytes, duration, service, backend, sticky, retries, request id), in -log-format")
+	fs.BoolVar(&o.check, "check", false, "read and validate the configuration (files, keys, certificates, backends) and exit: 0 valid, 1 not; nothing listens")
 	fs.StringVar(&o.healthPath, "health-path", "", "active HTTP health check path (empty: passive checks only)")
 	fs.StringVar(&o.tenants, "tenants", "", "with -lbconf: tenant file of \"domain id\" lines for the services' tenant_range (re-read on SIGHUP)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -129,11 +152,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&trusted, "trusted-proxies", "", "with -lbconf: comma-separated CIDRs of peers whose X-Forwarded-For is kept and extended (empty: nobody)")
 	fs.StringVar(&o.clusterKeyFile, "cluster-key-file", "", "with -axis2: file whose bytes (16, 24 or 32) encrypt the cluster's traffic (empty: none)")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "with -lbconf: on SIGTERM, how long /healthz answers 503 before the listeners close")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseArgs(args, stdout); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if _, err := o.log.Logger(io.Discard); err != nil {
+		return o, err
 	}
 	if *memberPort >= 0 {
 		o.memberPort = memberPort
@@ -172,7 +195,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if o.trustedProxies, err = parseCIDRs("-trusted-proxies", trusted); err != nil {
 			return o, err
 		}
-		return o.fileMode(level, backends, certs, keys, self)
+		return o.fileMode(backends, certs, keys, self)
 	}
 	if o.axis2 != "" || o.static != "" || o.https != "" || o.memberPort != nil {
 		return o, errors.New("-axis2, -static, -https and -member-port need -lbconf")
@@ -186,9 +209,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.policy, err = balancer.ParsePolicy(policy); err != nil {
 		return o, err
-	}
-	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
-		return o, fmt.Errorf("-log-level: %w", err)
 	}
 	o.backends = splitList(backends)
 	if len(o.backends) == 0 {
@@ -230,15 +250,9 @@ func parseCIDRs(flagName, s string) ([]netip.Prefix, error) {
 }
 
 // fileMode checks the flags of the configuration-file mode.
-func (o options) fileMode(level, backends, certs, keys, self string) (options, error) {
+func (o options) fileMode(backends, certs, keys, self string) (options, error) {
 	if backends != "" {
 		return o, errors.New("-backends and -lbconf exclude each other: give static pools with -static")
-	}
-	if o.status != "" {
-		return o, errors.New("with -lbconf the status page is served at -status-path on the listeners, not at -status")
-	}
-	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
-		return o, fmt.Errorf("-log-level: %w", err)
 	}
 	o.tlsCerts, o.tlsKeys, o.selfSigned = splitList(certs), splitList(keys), splitList(self)
 	if len(o.tlsCerts) != len(o.tlsKeys) {
@@ -264,7 +278,7 @@ func (o options) siteConfig(logger *slog.Logger) site.Config {
 	cfg := site.Config{LBConf: o.lbconf, Axis2: o.axis2, MemberPort: o.memberPort, Static: o.static,
 		SelfSigned: o.selfSigned, HealthPath: o.healthPath, TenantsFile: o.tenants, StatusPath: o.statusPath, DrainDelay: o.drain, Logger: logger,
 		Sticky: o.fileSticky, StickyKeyFile: o.stickyKeyFile, MgtAllow: o.mgtAllow, TrustedProxies: o.trustedProxies,
-		ClusterKeyFile: o.clusterKeyFile}
+		ClusterKeyFile: o.clusterKeyFile, AccessLog: o.accessLogger(logger)}
 	for i := range o.tlsCerts {
 		cfg.Certs = append(cfg.Certs, site.CertFile{Cert: o.tlsCerts[i], Key: o.tlsKeys[i]})
 	}
@@ -291,7 +305,10 @@ func serveFiles(ctx context.Context, o options, logger *slog.Logger, reload <-ch
 	}
 	scfg := o.siteConfig(logger)
 	var collector *metrics.Collector // set before Serve calls OnReload
-	scfg.OnReload = func(err error) { collector.ObserveReload(err) }
+	scfg.OnReload = func(err error) {
+		collector.ObserveReload(err)
+		notify(logger, "READY=1")
+	}
 	s, err := site.Start(ctx, scfg, ln, tlsLn)
 	if err != nil {
 		return err
@@ -320,13 +337,50 @@ func serveFiles(ctx context.Context, o options, logger *slog.Logger, reload <-ch
 	if o.started != nil {
 		o.started(s)
 	}
-	return s.Serve(ctx, reload, o.drain+30*time.Second)
+	notify(logger, "READY=1\nSTATUS=serving on "+ln.Addr().String())
+	// Relay the reload signals, telling systemd a reload begins (its
+	// READY=1 follows in OnReload), and tell it when the drain begins.
+	relayed := make(chan os.Signal, 1)
+	done, relayDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		for {
+			select {
+			case sig := <-reload:
+				notify(logger, cli.Reloading())
+				select {
+				case relayed <- sig:
+				case <-done:
+					return
+				}
+			case <-ctx.Done():
+				notify(logger, "STOPPING=1")
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(done)
+		<-relayDone
+	}()
+	return s.Serve(ctx, relayed, o.drain+30*time.Second)
+}
+
+// notify sends state to systemd when it runs the gateway (cli.Notify),
+// logging a failure.
+func notify(logger *slog.Logger, state string) {
+	if err := cli.Notify(state); err != nil {
+		logger.Warn("gateway: systemd notification", "err", err)
+	}
 }
 
 // config turns options into a balancer configuration and backends.
 func (o options) config(logger *slog.Logger) (balancer.Config, []balancer.Backend) {
 	cfg := balancer.DefaultConfig()
 	cfg.Logger = logger
+	cfg.AccessLog = o.accessLogger(logger)
 	svc := &cfg.Services[0]
 	svc.Pool = o.pool
 	svc.Sticky.Mode = o.sticky
@@ -352,22 +406,63 @@ func (o options) config(logger *slog.Logger) (balancer.Config, []balancer.Backen
 	return cfg, bes
 }
 
+// usage is the text of gateway -h.
+const usage = `Usage:
+  gateway -backends URL,URL [-listen ADDR] [-sticky MODE] [-policy P] [flags]
+  gateway -lbconf loadbalancer.conf [-axis2 axis2.xml] [-listen ADDR] [-https ADDR] [flags]
+  gateway -check (with either mode's flags)
+
+Modes:
+  -backends  one pool of static backends behind one listener (HTTP, or
+             HTTPS with -tls-cert/-tls-key or -tls-self-signed)
+  -lbconf    a WSO2 Elastic Load Balancer's loadbalancer.conf: its services
+             and domains as virtual hosts; with -axis2 the gateway is a
+             cluster member whose pools follow the members
+  -check     read and validate the configuration of either mode and exit
+             (as nginx -t); nothing listens and no cluster is joined
+
+Signals:
+  SIGHUP           (-lbconf) re-read the files; a file that does not parse
+                   is refused and the running configuration kept
+  SIGTERM, SIGINT  drain: /healthz answers 503 for -drain, the gateway
+                   leaves the cluster, and requests in flight finish
+
+Under systemd (Type=notify-reload) it sends READY=1 once serving,
+RELOADING=1 and READY=1 around each reload, and STOPPING=1 when it drains.
+
+Exit status:
+  0  stopped by a signal after a clean drain; -check: the configuration is valid
+  1  it failed to start or serve; -check: the configuration is not valid
+  2  the command line is wrong
+`
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		slog.New(slog.NewTextHandler(os.Stderr, nil)).Error("gateway", "err", err)
-		os.Exit(1)
-	}
+	os.Exit(exitCode(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) error {
-	o, err := parseFlags(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
+// exitCode runs the program and returns its exit status, having said on
+// stderr, once, why it failed.
+func exitCode(args []string, stdout, stderr io.Writer) int {
+	return cli.Exit("gateway", stderr, run(args, stdout, stderr))
+}
+
+// run is the program: it parses args and serves until SIGINT or SIGTERM.
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseArgs(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	logger, err := o.log.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	if o.check {
+		if err := o.checkConfig(logger); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "gateway: the configuration is valid")
+		return nil
+	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -390,6 +485,56 @@ func run(args []string) error {
 	return serve(ctx, o, logger)
 }
 
+// checkConfig reads and validates the configuration as serve or
+// serveFiles would, without listening (-check).
+func (o options) checkConfig(logger *slog.Logger) error {
+	if o.lbconf != "" {
+		return site.Check(o.siteConfig(logger))
+	}
+	cfg, bes := o.config(logger)
+	lb, err := balancer.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer lb.Close()
+	if err := lb.SetBackends(o.pool, bes); err != nil {
+		return err
+	}
+	_, err = o.certStore()
+	return err
+}
+
+// certStore returns the static mode's certificates, nil without HTTPS.
+func (o options) certStore() (*balancer.CertStore, error) {
+	if len(o.tlsCerts) == 0 && len(o.selfSigned) == 0 {
+		return nil, nil
+	}
+	store := &balancer.CertStore{}
+	for i := range o.tlsCerts {
+		if err := store.AddFiles(o.tlsCerts[i], o.tlsKeys[i]); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.selfSigned) > 0 {
+		c, err := balancer.SelfSigned(o.selfSigned...)
+		if err != nil {
+			return nil, err
+		}
+		if err := store.AddCertificate(c); err != nil {
+			return nil, err
+		}
+	}
+	return store, nil
+}
+
+// accessLogger is the access log -access-log asks for, nil without it.
+func (o options) accessLogger(logger *slog.Logger) *slog.Logger {
+	if !o.accessLog {
+		return nil
+	}
+	return logger.With("log", "access")
+}
+
 // serve runs the gateway until ctx is done.
 func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	cfg, bes := o.config(logger)
@@ -404,22 +549,11 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: lb, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	if len(o.tlsCerts) > 0 || len(o.selfSigned) > 0 {
-		store := &balancer.CertStore{}
-		for i := range o.tlsCerts {
-			if err := store.AddFiles(o.tlsCerts[i], o.tlsKeys[i]); err != nil {
-				return err
-			}
-		}
-		if len(o.selfSigned) > 0 {
-			c, err := balancer.SelfSigned(o.selfSigned...)
-			if err != nil {
-				return err
-			}
-			if err := store.AddCertificate(c); err != nil {
-				return err
-			}
-		}
+	store, err := o.certStore()
+	if err != nil {
+		return err
+	}
+	if store != nil {
 		srv.TLSConfig = store.TLSConfig()
 	}
 	ln, err := net.Listen("tcp", o.listen)
@@ -443,25 +577,11 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		}
 	}()
 	started := 1
-	if o.status != "" {
-		sln, err := net.Listen("tcp", o.status)
-		if err != nil {
-			srv.Close()
-			<-errc
-			return err
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/", lb.StatusHandler())
-		mux.Handle("/healthz", lb.HealthHandler())
-		ssrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		servers = append(servers, ssrv)
-		started++
-		go func() { errc <- ssrv.Serve(sln) }()
-	}
 	logger.Info("gateway listening", "addr", ln.Addr().String(), "backends", len(bes), "sticky", o.sticky.String(), "tls", useTLS)
 	if o.ready != nil {
 		o.ready(ln.Addr().String())
 	}
+	notify(logger, "READY=1\nSTATUS=serving on "+ln.Addr().String())
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -469,6 +589,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		started--
 	}
 	logger.Info("gateway shutting down")
+	notify(logger, "STOPPING=1")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range servers {

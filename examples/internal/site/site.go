@@ -94,6 +94,9 @@ type Config struct {
 	// OnReload, when not nil, is called by Serve after each reload with
 	// its outcome (nil: applied), for metrics.
 	OnReload func(error)
+	// AccessLog, when not nil, receives one record per request at Info
+	// (balancer.Config.AccessLog).
+	AccessLog *slog.Logger
 }
 
 // Site is a running balancer built from files.
@@ -137,6 +140,7 @@ func (c Config) load() (balancer.Config, map[string][]balancer.Backend, error) {
 	cfg := balancer.DefaultConfig()
 	cfg.Services = services
 	cfg.Logger = c.Logger
+	cfg.AccessLog = c.AccessLog
 	if c.TenantsFile != "" {
 		tenants, err := balancer.LoadTenants(c.TenantsFile)
 		if err != nil {
@@ -185,6 +189,46 @@ func (c Config) clusterKey() ([]byte, error) {
 		return nil, fmt.Errorf("site: cluster key file %s: %d bytes, want 16, 24 or 32 (AES-128, -192 or -256)", c.ClusterKeyFile, n)
 	}
 	return key, nil
+}
+
+// Check reads and validates every file cfg names, as Start and Reload do,
+// without listening or joining the cluster (nginx -t): loadbalancer.conf
+// (strictly), the tenant, static, key and certificate files and axis2.xml.
+// It returns the first problem, naming its file and, for a parse error,
+// line and column.
+func Check(cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	bcfg, static, err := cfg.load()
+	if err != nil {
+		return err
+	}
+	lb, err := balancer.New(bcfg)
+	if err != nil {
+		return err
+	}
+	defer lb.Close()
+	for pool, bes := range static {
+		if err := lb.SetBackends(pool, bes); err != nil {
+			return fmt.Errorf("static pool %s: %w", pool, err)
+		}
+	}
+	s := &Site{cfg: cfg}
+	if s.clusterKey, err = cfg.clusterKey(); err != nil {
+		return err
+	}
+	if len(cfg.Certs) > 0 || len(cfg.SelfSigned) > 0 {
+		if _, err := loadCerts(cfg); err != nil {
+			return err
+		}
+	}
+	if cfg.Axis2 != "" {
+		if _, err := s.memberConfig(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Start reads the files and serves ln (HTTP) and, when not nil, tlsLn
