@@ -20,6 +20,11 @@
 // every -check-interval and withdraws the port while the backend does not
 // answer, so balancers stop sending it requests.
 //
+// localMemberHost and localMemberBindAddress may be host names, as in seed
+// 004's axis2.xml: they are looked up, like well-known members given by
+// name, in the hosts file (-hosts-file, default /etc/hosts) and then DNS,
+// when the node joins.
+//
 // Flags override what the files say. It runs until SIGINT or SIGTERM and
 // then leaves the cluster gracefully.
 package main
@@ -82,11 +87,11 @@ Exit status:
 
 // options are the command-line settings.
 type options struct {
-	home, sidecar, name, domain, subDomain, memberHost, wka, httpAddr string
-	memberPort                                                        int
-	checkInterval                                                     time.Duration
-	log                                                               *cli.Log
-	set                                                               map[string]bool // flags given
+	home, sidecar, name, domain, subDomain, memberHost, wka, httpAddr, hostsFile string
+	memberPort                                                                   int
+	checkInterval                                                                time.Duration
+	log                                                                          *cli.Log
+	set                                                                          map[string]bool // flags given
 }
 
 // parseFlags parses args (without the program name); stdout gets
@@ -99,9 +104,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.name, "name", "", "member name (default: member host:port)")
 	fs.StringVar(&o.domain, "domain", "", "clustering domain (axis2.xml domain)")
 	fs.StringVar(&o.subDomain, "subdomain", "", "sub-domain: worker, mgt, ... (axis2.xml subDomain property)")
-	fs.StringVar(&o.memberHost, "member-host", "", "address to advertise to the cluster (axis2.xml localMemberHost)")
+	fs.StringVar(&o.memberHost, "member-host", "", "address or host name to advertise to the cluster (axis2.xml localMemberHost)")
+	fs.StringVar(&o.hostsFile, "hosts-file", "", "hosts file that host names are looked up in before DNS (default /etc/hosts)")
 	fs.IntVar(&o.memberPort, "member-port", 4000, "cluster port (axis2.xml localMemberPort); 0 means any free port")
-	fs.StringVar(&o.wka, "wka", "", "comma-separated well-known members, host:port or 10.0.0.[1-10]:4000")
+	fs.StringVar(&o.wka, "wka", "", "comma-separated well-known members, host:port or a range such as 192.168.1.2-10:4000")
 	fs.StringVar(&o.httpAddr, "http", "", "HTTP listen address (default: member host and 9763 plus the port offset)")
 	fs.DurationVar(&o.checkInterval, "check-interval", 2*time.Second, "with -sidecar, how often the backend is checked")
 	o.log = cli.LogFlags(fs, "info")
@@ -186,6 +192,21 @@ func (o options) memberConfig(logger *slog.Logger, r *hosts.Resolver) (membershi
 	return cfg, nil
 }
 
+// resolver returns the resolver of host names: hostsFile, or the system's
+// hosts file when it is "", then DNS.
+func resolver(logger *slog.Logger, hostsFile string) (*hosts.Resolver, error) {
+	if hostsFile == "" {
+		return carbonlb.SystemResolver(logger)
+	}
+	rc := hosts.DefaultResolverConfig()
+	rc.Logger = logger
+	rc.HostsFile = hostsFile
+	if _, err := os.Stat(rc.ResolvConf); err != nil {
+		rc.ResolvConf = ""
+	}
+	return hosts.NewResolver(rc)
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -207,7 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r, err := carbonlb.SystemResolver(logger)
+	r, err := resolver(logger, o.hostsFile)
 	if err != nil {
 		return err
 	}
@@ -220,7 +241,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.sidecar == "" {
 		addr := o.httpAddr
 		if addr == "" {
-			addr = net.JoinHostPort(cfg.AdvertiseAddr, cfg.Properties[membership.PropHTTPPort])
+			host := cfg.AdvertiseAddr
+			if _, err := netip.ParseAddr(host); err != nil && !strings.Contains(host, "{{") {
+				ips, err := r.LookupAddr(ctx, host) // the name membership advertises
+				if err != nil {
+					return fmt.Errorf("localMemberHost %s: %w", host, err)
+				}
+				host = ips[0].String()
+			}
+			addr = net.JoinHostPort(host, cfg.Properties[membership.PropHTTPPort])
 		}
 		if sc.Listener, err = net.Listen("tcp", addr); err != nil {
 			return err
