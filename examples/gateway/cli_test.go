@@ -2,12 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestUsageExitCodes runs the gateway's command line to its exit status:
@@ -93,5 +100,52 @@ func TestCheckFlag(t *testing.T) {
 				t.Errorf("stdout %q, stderr %q; want %q and %q", &stdout, &stderr, tc.stdout, tc.stderr)
 			}
 		})
+	}
+}
+
+// TestSystemdNotify runs the file mode under a fake systemd: it says
+// READY=1 once serving, RELOADING=1 then READY=1 around a SIGHUP, and
+// STOPPING=1 when it drains.
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	conf := filepath.Join(t.TempDir(), "loadbalancer.conf")
+	writeFile(t, conf, fmt.Sprintf(testLBConf, ""))
+	o, err := parseFlags([]string{"-lbconf", conf, "-listen", "127.0.0.1:0", "-drain", "0s", "-log-level", "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hup := make(chan os.Signal, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serveFiles(ctx, o, slog.New(slog.DiscardHandler), hup) }()
+	next := func() string {
+		t.Helper()
+		buf := make([]byte, 512)
+		pc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := pc.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, _, _ := strings.Cut(string(buf[:n]), "\n")
+		return state
+	}
+	var got []string
+	got = append(got, next())
+	hup <- syscall.SIGHUP
+	got = append(got, next(), next())
+	cancel()
+	got = append(got, next())
+	if err := <-done; err != nil {
+		t.Errorf("serveFiles: %v", err)
+	}
+	if diff := cmp.Diff([]string{"READY=1", "RELOADING=1", "READY=1", "STOPPING=1"}, got); diff != "" {
+		t.Errorf("notifications (-want +got):\n%s", diff)
 	}
 }
