@@ -5,18 +5,22 @@
 // a package clause and the test type-checks and vets it with the module's own
 // packages (go vet, offline). A block whose info string is "go fragment" is a
 // few statements or declarations shown out of their program; the test parses
-// it with go/parser, as statements inside a function or as declarations.
+// it with go/parser, as statements inside a function or as declarations, and
+// checks that the names it takes from the module's packages (balancer.New,
+// membership.Config{…}'s fields) exist.
 package docs
 
 import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,19 +84,132 @@ func snippets(t *testing.T, root, name string) []snippet {
 	return out
 }
 
-// parseFragment reports whether src parses as statements inside a function
-// or as top-level declarations.
-func parseFragment(src string) error {
+// parseFragment parses src as statements inside a function or, failing
+// that, as top-level declarations.
+func parseFragment(src string) (*ast.File, error) {
 	fset := token.NewFileSet()
-	_, errStmts := parser.ParseFile(fset, "fragment.go", "package p\nfunc _() {\n"+src+"\n}\n", parser.SkipObjectResolution)
+	f, errStmts := parser.ParseFile(fset, "fragment.go", "package p\nfunc _() {\n"+src+"\n}\n", parser.SkipObjectResolution)
 	if errStmts == nil {
-		return nil
+		return f, nil
 	}
-	_, errDecls := parser.ParseFile(fset, "fragment.go", "package p\n"+src, parser.SkipObjectResolution)
+	f, errDecls := parser.ParseFile(fset, "fragment.go", "package p\n"+src, parser.SkipObjectResolution)
 	if errDecls == nil {
-		return nil
+		return f, nil
 	}
-	return fmt.Errorf("neither statements (%v) nor declarations (%v)", errStmts, errDecls)
+	return nil, fmt.Errorf("neither statements (%v) nor declarations (%v)", errStmts, errDecls)
+}
+
+// exports holds, per package name of the module (balancer, membership, …),
+// its exported top-level names and, for its struct types, their fields.
+type exports map[string]map[string][]string // package → name → fields
+
+// moduleExports reads the exported names of the module's packages that the
+// guides' fragments use by their package name.
+func moduleExports(t *testing.T, root string) exports {
+	t.Helper()
+	dirs := map[string]string{
+		"carbonlb": ".", "balancer": "balancer", "membership": "membership",
+		"membertest": "membership/membertest", "carbonconf": "carbonconf",
+		"hosts": "hosts", "metrics": "metrics",
+	}
+	out := exports{}
+	for name, dir := range dirs {
+		names := map[string][]string{}
+		files, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range f.Decls {
+				switch d := d.(type) {
+				case *ast.FuncDecl:
+					if d.Recv == nil && d.Name.IsExported() {
+						names[d.Name.Name] = nil
+					}
+				case *ast.GenDecl:
+					for _, sp := range d.Specs {
+						switch sp := sp.(type) {
+						case *ast.TypeSpec:
+							if !sp.Name.IsExported() {
+								continue
+							}
+							var fields []string
+							if st, ok := sp.Type.(*ast.StructType); ok {
+								for _, fl := range st.Fields.List {
+									for _, n := range fl.Names {
+										fields = append(fields, n.Name)
+									}
+									if len(fl.Names) == 0 { // embedded
+										fields = append(fields, "*")
+									}
+								}
+							}
+							names[sp.Name.Name] = fields
+						case *ast.ValueSpec:
+							for _, n := range sp.Names {
+								if n.IsExported() {
+									names[n.Name] = nil
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		out[name] = names
+	}
+	return out
+}
+
+// check reports the module's names that f uses and the package does not
+// export, and the keys of composite literals of its struct types that are
+// not fields. The fragment's own imports are not known, so an identifier
+// is taken for a package of the module by its name.
+func (e exports) check(f *ast.File) []string {
+	var bad []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.SelectorExpr:
+			if id, ok := n.X.(*ast.Ident); ok {
+				if names, ok := e[id.Name]; ok {
+					if _, ok := names[n.Sel.Name]; !ok {
+						bad = append(bad, id.Name+"."+n.Sel.Name+" is not exported by the package")
+					}
+				}
+			}
+		case *ast.CompositeLit:
+			sel, ok := n.Type.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			id, ok := sel.X.(*ast.Ident)
+			if !ok || e[id.Name] == nil {
+				return true
+			}
+			fields := e[id.Name][sel.Sel.Name]
+			if len(fields) == 0 || slices.Contains(fields, "*") {
+				return true
+			}
+			for _, el := range n.Elts {
+				kv, ok := el.(*ast.KeyValueExpr)
+				if !ok {
+					continue
+				}
+				if k, ok := kv.Key.(*ast.Ident); ok && !slices.Contains(fields, k.Name) {
+					bad = append(bad, fmt.Sprintf("%s.%s has no field %s", id.Name, sel.Sel.Name, k.Name))
+				}
+			}
+		}
+		return true
+	})
+	return bad
 }
 
 // TestDocSnippetsCompile checks every Go block of docs/*.md and README.md:
@@ -120,20 +237,26 @@ func TestDocSnippetsCompile(t *testing.T) {
 		names = append(names, filepath.Join("docs", filepath.Base(g)))
 	}
 
+	exp := moduleExports(t, root)
 	var complete []snippet
 	for _, name := range names {
 		for _, s := range snippets(t, root, name) {
 			switch {
 			case s.info == "go fragment":
-				if err := parseFragment(s.src); err != nil {
+				f, err := parseFragment(s.src)
+				if err != nil {
 					t.Errorf("%v: fragment: %v", s, err)
+					continue
+				}
+				for _, msg := range exp.check(f) {
+					t.Errorf("%v: fragment: %s", s, msg)
 				}
 			case s.info != "go":
 				t.Errorf("%v: info string %q: want \"go\" (a complete file) or \"go fragment\"", s, s.info)
 			case name == "README.md" && strings.HasPrefix(s.src, "func main() {"):
 				// The README's embedding example is example_test.go's
 				// Example, which TestREADMEEmbedding holds it to.
-				if err := parseFragment(s.src); err != nil {
+				if _, err := parseFragment(s.src); err != nil {
 					t.Errorf("%v: %v", s, err)
 				}
 			case !startsWithPackage(s.src):
