@@ -65,7 +65,8 @@ type Property struct {
 }
 
 // Member is one well-known member. HostName may be an address range in the
-// last octet, such as 10.0.0.[1-10].
+// last octet, as the Carbon and Hazelcast guides write it, 192.168.1.2-10
+// (2 to 10), or 10.0.0.[1-10].
 type Member struct {
 	HostName  string
 	Port      string // as written; see Addr
@@ -507,7 +508,7 @@ func propertiesNode(d *xdoc, c *xnode) *xnode {
 }
 
 // AddMember adds a well-known member unless it is already listed. host may
-// be a range such as 10.0.0.[1-10].
+// be a range such as 192.168.1.2-10 or 10.0.0.[1-10].
 func (a *Axis2) AddMember(host string, port int) error {
 	if host == "" || port <= 0 || port > 65535 {
 		return fmt.Errorf("carbonconf: add member %q:%d: want a host and a port in 1-65535", host, port)
@@ -633,7 +634,7 @@ func (a *Axis2) SetMembers(addrs []string) error {
 }
 
 // splitHostPort splits "host:port" where host may be a range like
-// 10.0.0.[1-10].
+// 192.168.1.2-10 or 10.0.0.[1-10].
 func splitHostPort(s string) (string, int, error) {
 	i := strings.LastIndexByte(s, ':')
 	if i <= 0 {

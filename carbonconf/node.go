@@ -43,7 +43,7 @@ type Identity struct {
 	SubDomain         string // "worker", "mgt", or "" when unset
 	LocalMemberHost   string
 	LocalMemberPort   int      // 4000 when unset; never shifted by Offset
-	WKA               []string // "host:port", ranges as written ("10.0.0.[1-10]:4000")
+	WKA               []string // "host:port", ranges as written ("192.168.1.2-10:4000", "10.0.0.[1-10]:4000")
 	Offset            int
 	HTTPPort          int // servlet HTTP port after the offset
 	HTTPSPort         int // servlet HTTPS port after the offset

@@ -21,8 +21,9 @@ type Setup struct {
 	// LocalMemberPort is the clustering port, e.g. 4100 for the manager and
 	// 4200 and 4300 for two workers. It is not shifted by Offset. Required.
 	LocalMemberPort int
-	// WKA lists the well-known members as "host:port" (ranges such as
-	// "10.0.0.[1-10]:4000" allowed). The seeds recommend at least two.
+	// WKA lists the well-known members as "host:port" (ranges of the last
+	// octet such as "192.168.1.2-10:4000" or "10.0.0.[1-10]:4000" allowed;
+	// a malformed range is an error). The seeds recommend at least two.
 	// Required.
 	WKA []string
 	// HostName is the service host name the balancer publishes, e.g.
@@ -69,8 +70,13 @@ func (s Setup) validate(manager bool) error {
 		errs = append(errs, errors.New("the WKA list is empty: list at least one well-known member (two recommended)"))
 	}
 	for _, m := range s.WKA {
-		if _, _, err := splitHostPort(m); err != nil {
+		h, _, err := splitHostPort(m)
+		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if _, _, err := memberRange(h); err != nil {
+			errs = append(errs, fmt.Errorf("member %q: %w", m, err))
 		}
 	}
 	if s.HostName == "" {

@@ -198,6 +198,8 @@ func TestConfigureErrorsLeaveNodeUnchanged(t *testing.T) {
 	bad := []Setup{
 		{},
 		func() Setup { s := seedSetup(); s.WKA = []string{"10.0.0.2"}; return s }(),
+		func() Setup { s := seedSetup(); s.WKA = []string{"192.168.1.2-300:4000"}; return s }(),
+		func() Setup { s := seedSetup(); s.WKA = []string{"192.168.1.[10-2]:4000"}; return s }(),
 		func() Setup { s := seedSetup(); s.MgtHostName = ""; return s }(),
 		func() Setup { s := seedSetup(); s.LocalMemberPort = 70000; return s }(),
 		// Passes validation but fails half way: a value the XML cannot

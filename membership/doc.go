@@ -7,7 +7,9 @@
 // worker or mgt), the address and port it takes cluster messages on, a few
 // properties (its HTTP and HTTPS ports, its backend and console URLs), and
 // one or more well-known members — addresses, host names, or a range of the
-// last octet such as 10.0.0.[1-10]:4000:
+// last octet, 192.168.1.2-10:4000 as the Carbon guides write it, or
+// 10.0.0.[1-10]:4000. The node's own address (AdvertiseAddr, BindAddr) may
+// be a host name too, looked up with Config.Resolve at each Join:
 //
 //	cfg := membership.DefaultConfig("wso2.esb.domain")
 //	cfg.SubDomain = membership.SubDomainWorker
