@@ -3,6 +3,7 @@ package carbonconf
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -659,4 +660,64 @@ func TestLintAxis2ProxyPort(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMemberRange reads both range forms of a well-known member's hostName
+// and refuses malformed ones with the column in hostName.
+func TestMemberRange(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		want   hostRange
+		isRang bool
+		err    string
+	}{
+		{"192.168.1.2-10", hostRange{"192.168.1.", 2, 10}, true, ""},
+		{"192.168.1.[2-10]", hostRange{"192.168.1.", 2, 10}, true, ""},
+		{"10.0.0.[ 7 - 7 ]", hostRange{"10.0.0.", 7, 7}, true, ""},
+		{"10.0.0.4", hostRange{}, false, ""},
+		{"gateway-worker", hostRange{}, false, ""},
+		{"192.168.1.2-300", hostRange{}, true, "col 13: range end: 300 is more than 255"},
+		{"192.168.1.10-2", hostRange{}, true, "col 11: range start 10 is greater than its end 2"},
+		{"192.168.1-3.4", hostRange{}, true, "col 10: a range is only allowed in the last octet"},
+		{"192.168.2-10", hostRange{}, true, "col 1: a range is only allowed in the last octet of an IPv4 address"},
+		{"10.0.0.[1-10", hostRange{}, true, "col 13: a range must end the address"},
+		{"10.0.0.[1]", hostRange{}, true, "col 9: want [first-last]"},
+		{"10.300.0.1-2", hostRange{}, true, `col 4: octet 2: 300 is more than 255`},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			got, ok, err := memberRange(tt.in)
+			if ok != tt.isRang || got != tt.want {
+				t.Errorf("memberRange(%q) = %+v, %v; want %+v, %v", tt.in, got, ok, tt.want, tt.isRang)
+			}
+			if (err == nil) != (tt.err == "") || err != nil && !strings.HasPrefix(err.Error(), tt.err) {
+				t.Errorf("memberRange(%q) error = %v, want %q", tt.in, err, tt.err)
+			}
+		})
+	}
+}
+
+// FuzzMemberRange checks that memberRange never panics, that an error's
+// column is inside the hostName, and that a range it accepts covers its
+// first and last address.
+func FuzzMemberRange(f *testing.F) {
+	for _, s := range []string{"192.168.1.2-10", "10.0.0.[1-10]", "10.0.0.1", "host-name", "1-2", "1.2.3.4-", "[1-2]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		r, ok, err := memberRange(h)
+		if err != nil {
+			var col int
+			if _, scanErr := fmt.Sscanf(err.Error(), "col %d:", &col); scanErr != nil || col < 1 || col > len(h)+1 || !ok {
+				t.Fatalf("memberRange(%q) error %q: column outside the input", h, err)
+			}
+			return
+		}
+		if !ok {
+			return
+		}
+		first, last := r.prefix+strconv.Itoa(r.first), r.prefix+strconv.Itoa(r.last)
+		if !matchesWKA(h+":4000", first, 4000) || !matchesWKA(h+":4000", last, 4000) {
+			t.Fatalf("memberRange(%q) = %+v, which does not cover %s and %s", h, r, first, last)
+		}
+	})
 }
