@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/carbonlb/carbonlb/balancer/internal/h1"
 )
 
 // Balancer is a sticky, service-aware HTTP(S) load balancer. It is an
@@ -30,7 +32,7 @@ type Balancer struct {
 	queues    map[string]*waitQueue // pool → its wait queue, kept while the Balancer lives
 	svcStats  map[string]*serviceStats
 	closed    bool
-	rtByTO    map[Timeouts]*h1Transport
+	rtByTO    map[Timeouts]*h1.Transport
 	upgrades  map[io.Closer]struct{} // hijacked connections, closed by Close
 	closeOnce sync.Once
 
@@ -77,7 +79,7 @@ func New(cfg Config) (*Balancer, error) {
 		pools:    map[string][]*backend{},
 		queues:   map[string]*waitQueue{},
 		svcStats: map[string]*serviceStats{},
-		rtByTO:   map[Timeouts]*h1Transport{},
+		rtByTO:   map[Timeouts]*h1.Transport{},
 		upgrades: map[io.Closer]struct{}{},
 		custom:   c.Transport,
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/carbonlb/carbonlb/balancer/internal/h1"
 )
 
 // reqBody wraps the client's request body: it records whether the body was
@@ -81,9 +83,9 @@ type bufBody struct{ bytes.Reader }
 
 func (*bufBody) Close() error { return nil }
 
-// reqBufs holds buffers of maxBufferedBody bytes for request bodies read
+// reqBufs holds buffers of h1.MaxBufferedBody bytes for request bodies read
 // whole before a backend is chosen.
-var reqBufs = sync.Pool{New: func() any { b := make([]byte, maxBufferedBody); return &b }}
+var reqBufs = sync.Pool{New: func() any { b := make([]byte, h1.MaxBufferedBody); return &b }}
 
 // clientFault ends a request whose client broke its side of the exchange
 // (a malformed or truncated body, a body over MaxBodyBytes, a stall longer
@@ -118,7 +120,7 @@ func clientStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		return http.StatusRequestTimeout
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || connGone(err):
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || h1.ConnGone(err):
 		return 499
 	}
 	return http.StatusBadRequest

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/carbonlb/carbonlb/balancer/internal/h1"
 )
 
 var (
@@ -113,7 +115,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = &reqBody{rc: r.Body, limit: s.MaxBodyBytes, timeout: s.ClientBodyTimeout, ctl: http.NewResponseController(w)}
 		outBody = body
 		t.body = body
-		if r.ContentLength > 0 && r.ContentLength <= maxBufferedBody && upgrade == "" {
+		if r.ContentLength > 0 && r.ContentLength <= h1.MaxBufferedBody && upgrade == "" {
 			bp := reqBufs.Get().(*[]byte)
 			defer reqBufs.Put(bp)
 			if _, err := io.ReadFull(body, (*bp)[:r.ContentLength]); err != nil {

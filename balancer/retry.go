@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+
+	"github.com/carbonlb/carbonlb/balancer/internal/h1"
 )
 
 // retryBudget says whether another try may start.
@@ -31,7 +33,7 @@ func retryable(err error, method string, replayable bool) bool {
 	if !replayable {
 		return false
 	}
-	if requestNotSent(err) {
+	if h1.RequestNotSent(err) {
 		return true
 	}
 	if !idempotent(method) {
@@ -40,7 +42,7 @@ func retryable(err error, method string, replayable bool) bool {
 	if _, ok := err.(statusError); ok {
 		return true
 	}
-	return !responseStarted(err)
+	return !h1.ResponseStarted(err)
 }
 
 // idempotent reports whether a method is idempotent (RFC 9110, section
@@ -59,11 +61,6 @@ type statusError int
 
 func (e statusError) Error() string {
 	return "status " + strconv.Itoa(int(e)) + " " + http.StatusText(int(e))
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func errStatus(err error) int {

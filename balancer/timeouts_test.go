@@ -237,9 +237,9 @@ func TestIdleTimeoutBelowRead(t *testing.T) {
 	if tr == nil {
 		t.Fatal("no transport for the service's timeouts")
 	}
-	if tr.idleTime != time.Second || tr.fallback.IdleConnTimeout != time.Second || tr.fallback.ResponseHeaderTimeout != 2*time.Second {
+	if tr.IdleTimeout != time.Second || tr.Fallback.IdleConnTimeout != time.Second || tr.Fallback.ResponseHeaderTimeout != 2*time.Second {
 		t.Errorf("idle time %v, fallback IdleConnTimeout %v, ResponseHeaderTimeout %v; want 1s, 1s and 2s",
-			tr.idleTime, tr.fallback.IdleConnTimeout, tr.fallback.ResponseHeaderTimeout)
+			tr.IdleTimeout, tr.Fallback.IdleConnTimeout, tr.Fallback.ResponseHeaderTimeout)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/carbonlb/carbonlb/balancer/internal/h1"
 )
 
 // transport returns the transport for a service's timeouts. b.mu must be
@@ -38,7 +40,7 @@ func (b *Balancer) retireTransports(services []Service) {
 	}
 }
 
-func (b *Balancer) newTransport(t Timeouts, idle int) *h1Transport {
+func (b *Balancer) newTransport(t Timeouts, idle int) *h1.Transport {
 	d := &net.Dialer{Timeout: t.Dial, KeepAlive: 30 * time.Second}
 	rt, wt := t.Read, t.Write
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -60,14 +62,14 @@ func (b *Balancer) newTransport(t Timeouts, idle int) *h1Transport {
 		// to fail.
 		idleTimeout = max(rt/2, 1) // zero would mean no limit
 	}
-	return &h1Transport{
-		dial:      dial,
-		tls:       tlsc,
-		handshake: t.Dial,
-		maxIdle:   idle,
-		idleTime:  idleTimeout,
-		header:    t.Read,
-		fallback: &http.Transport{
+	return &h1.Transport{
+		Dial:             dial,
+		TLSConfig:        tlsc,
+		HandshakeTimeout: t.Dial,
+		MaxIdlePerHost:   idle,
+		IdleTimeout:      idleTimeout,
+		HeaderTimeout:    t.Read,
+		Fallback: &http.Transport{
 			DialContext:            dial,
 			TLSClientConfig:        tlsc,
 			TLSHandshakeTimeout:    t.Dial,
@@ -77,7 +79,7 @@ func (b *Balancer) newTransport(t Timeouts, idle int) *h1Transport {
 			ExpectContinueTimeout:  time.Second,
 			DisableCompression:     true, // pass bodies through as the backend sent them
 			ReadBufferSize:         16 << 10,
-			MaxResponseHeaderBytes: maxResponseHeader, // as h1Transport's bound
+			MaxResponseHeaderBytes: h1.MaxResponseHeader, // as h1.Transport's bound
 			WriteBufferSize:        16 << 10,
 		},
 	}
@@ -89,7 +91,7 @@ func (b *Balancer) newTransport(t Timeouts, idle int) *h1Transport {
 // proxy_read_timeout).
 //
 // The wait for the response header is left to the transport, which starts
-// it once the request is written (h1Transport sets the read deadline itself
+// it once the request is written (h1.Transport sets the read deadline itself
 // after writing; the fallback net/http Transport has ResponseHeaderTimeout):
 // net/http's background reader is blocked in Read from the moment the
 // connection is made or returned to the pool, long before a request is
@@ -112,6 +114,10 @@ type deadlineConn struct {
 	rnext time.Time  // when the read deadline must next be moved; zero: none set
 	wnext time.Time  // when the write deadline must next be moved
 }
+
+// NetConn returns the connection c wraps, for h1.Transport's check of an
+// idle connection's socket before reuse.
+func (c *deadlineConn) NetConn() net.Conn { return c.Conn }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
 	if c.read > 0 {

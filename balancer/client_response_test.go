@@ -13,232 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/carbonlb/carbonlb/balancer/internal/h1"
 )
-
-// connCountingServer is a backend that counts the connections it accepted
-// and the requests it served, and reports closed connections on closed.
-type connCountingServer struct {
-	*httptest.Server
-	conns, requests atomic.Int64
-	closed          chan struct{}
-}
-
-func newConnCountingServer(t *testing.T, h http.HandlerFunc) *connCountingServer {
-	t.Helper()
-	s := newUnstartedConnCountingServer(h)
-	s.Start()
-	t.Cleanup(s.Close)
-	return s
-}
-
-// newUnstartedConnCountingServer is newConnCountingServer not yet started,
-// for a caller to configure and start (StartTLS) and close.
-func newUnstartedConnCountingServer(h http.HandlerFunc) *connCountingServer {
-	s := &connCountingServer{closed: make(chan struct{}, 64)}
-	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		h(w, r)
-	}))
-	s.Config.ConnState = func(c net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			s.conns.Add(1)
-		case http.StateClosed:
-			select {
-			case s.closed <- struct{}{}:
-			default:
-			}
-		}
-	}
-	return s
-}
-
-// idleConns returns the number of idle connections to key in the pool of
-// the transport of lb's first service.
-func idleConns(lb *Balancer, key connKey) int {
-	lb.mu.Lock()
-	tr := lb.rtByTO[lb.cfg.Services[0].Timeouts]
-	lb.mu.Unlock()
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return len(tr.idle[key])
-}
-
-func okHandler(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }
-
-// TestH1KeepAlive: body-less requests (GET and HEAD), answered with and
-// without a body, share one backend connection.
-func TestH1KeepAlive(t *testing.T) {
-	srv := newConnCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/empty":
-			w.WriteHeader(http.StatusNoContent)
-		case "/chunked":
-			io.WriteString(w, "a")
-			w.(http.Flusher).Flush()
-			io.WriteString(w, "b\n")
-		default:
-			okHandler(w, r)
-		}
-	})
-	lb := mustNew(t, testConfig(StickyOff))
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
-	front, c := newFront(t, lb)
-	for i, path := range []string{"/", "/empty", "/chunked", "/", "/empty", "/chunked"} {
-		code, _, _, body := get(t, c, front.URL+path, "")
-		want := map[string]string{"/": "ok\n", "/empty": "", "/chunked": "ab\n"}[path]
-		if code/100 != 2 || body != want {
-			t.Fatalf("request %d %s: status %d body %q, want 2xx %q", i, path, code, body, want)
-		}
-	}
-	for range 2 {
-		resp, err := c.Head(front.URL + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.ContentLength != 3 {
-			t.Fatalf("HEAD: status %d, Content-Length %d; want 200 and the GET's 3", resp.StatusCode, resp.ContentLength)
-		}
-	}
-	if n := srv.conns.Load(); n != 1 {
-		t.Errorf("%d backend connections for 8 sequential requests, want 1", n)
-	}
-	// The connection is in the balancer's own pool, not net/http's.
-	if idle := idleConns(lb, connKey{addr: srv.Listener.Addr().String()}); useH1 && idle != 1 {
-		t.Errorf("%d idle connections in the pool, want 1", idle)
-	}
-}
-
-// TestH1StaleIdleConnection: a pooled connection the backend closed while it
-// was idle is replaced without the client or the backend's health noticing.
-func TestH1StaleIdleConnection(t *testing.T) {
-	srv := newConnCountingServer(t, okHandler)
-	lb := mustNew(t, testConfig(StickyOff))
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
-	front, c := newFront(t, lb)
-	for i := range 3 {
-		if code, _, _, body := get(t, c, front.URL+"/", ""); code != 200 || body != "ok\n" {
-			t.Fatalf("request %d: status %d body %q", i, code, body)
-		}
-		srv.CloseClientConnections()
-		select {
-		case <-srv.closed:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the backend did not close its connection within 10 s")
-		}
-	}
-	if code, _, _, _ := get(t, c, front.URL+"/", ""); code != 200 {
-		t.Fatalf("after the backend closed its idle connections: status %d", code)
-	}
-	bs := backendStatus(lb, "b")
-	if bs.Failures != 0 || srv.requests.Load() != 4 {
-		t.Errorf("backend failures %d (last error %q), requests served %d; want 0 and 4", bs.Failures, bs.LastError, srv.requests.Load())
-	}
-}
-
-// TestH1HeaderTimeoutOnReusedConnection: a response header that does not
-// come within Timeouts.Read on a pooled connection is a 504, and the request
-// is not written again on another connection.
-func TestH1HeaderTimeoutOnReusedConnection(t *testing.T) {
-	release := make(chan struct{})
-	srv := newConnCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		okHandler(w, r)
-	})
-	defer close(release)
-	cfg := testConfig(StickyOff)
-	cfg.Services[0].Timeouts.Read = 100 * time.Millisecond
-	cfg.Services[0].Retry.Attempts = 1
-	lb := mustNew(t, cfg)
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
-	front, c := newFront(t, lb)
-	if code, _, _, _ := get(t, c, front.URL+"/", ""); code != 200 {
-		t.Fatalf("first request: status %d", code)
-	}
-	if code, _, _, _ := get(t, c, front.URL+"/slow", ""); code != http.StatusGatewayTimeout {
-		t.Errorf("stalled header: status %d, want 504", code)
-	}
-	if n, k := srv.requests.Load(), srv.conns.Load(); n != 2 || k != 1 {
-		t.Errorf("backend saw %d requests on %d connections, want 2 on 1", n, k)
-	}
-	if bs := backendStatus(lb, "b"); !strings.Contains(bs.LastError, "timeout") {
-		t.Errorf("last error %q, want a timeout", bs.LastError)
-	}
-}
-
-// TestH1EarlyHints: informational responses before the final one are
-// skipped.
-func TestH1EarlyHints(t *testing.T) {
-	srv := newConnCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Link", "</app.css>; rel=preload")
-		w.WriteHeader(http.StatusEarlyHints)
-		okHandler(w, r)
-	})
-	lb := mustNew(t, testConfig(StickyOff))
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
-	front, c := newFront(t, lb)
-	for i := range 2 {
-		if code, _, _, body := get(t, c, front.URL+"/", ""); code != 200 || body != "ok\n" {
-			t.Fatalf("request %d: status %d body %q, want 200 ok", i, code, body)
-		}
-	}
-	if n := srv.conns.Load(); n != 1 {
-		t.Errorf("%d backend connections, want 1", n)
-	}
-}
-
-// TestH1IdleConnectionsExpire: idle backend connections are closed after
-// IdleConnTimeout even when no request comes to find them.
-func TestH1IdleConnectionsExpire(t *testing.T) {
-	srv := newConnCountingServer(t, okHandler)
-	cfg := testConfig(StickyOff)
-	cfg.IdleConnTimeout = 50 * time.Millisecond
-	lb := mustNew(t, cfg)
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
-	front, c := newFront(t, lb)
-	if code, _, _, _ := get(t, c, front.URL+"/", ""); code != 200 {
-		t.Fatalf("status %d", code)
-	}
-	select {
-	case <-srv.closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the idle backend connection was not closed within 10 s")
-	}
-}
-
-// TestH1ClientGone: a client that goes away while the backend has not
-// answered ends the backend exchange and its connection.
-func TestH1ClientGone(t *testing.T) {
-	started := make(chan struct{}, 1)
-	srv := newConnCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		started <- struct{}{}
-		<-r.Context().Done() // ends when the balancer closes the connection
-	})
-	lb := mustNew(t, testConfig(StickyOff))
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
-	front, _ := newFront(t, lb)
-	conn, err := net.Dial("tcp", front.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
-	<-started
-	conn.Close()
-	select {
-	case <-srv.closed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the backend connection was not closed within 10 s of the client leaving")
-	}
-	if bs := backendStatus(lb, "b"); bs.Failures != 0 {
-		t.Errorf("a client leaving counted as a backend failure: %q", bs.LastError)
-	}
-}
 
 // rawBackend answers every connection's first request with reply, written
 // as is, then closes the connection when close is set.
@@ -289,9 +66,9 @@ func TestH1BadResponses(t *testing.T) {
 		{"bad header", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nok", true, http.StatusBadGateway, ""},
 		{"no status line then close", "", true, http.StatusBadGateway, ""},
 		{"HTTP/1.0 body until close", "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it\n", true, http.StatusOK, "all of it\n"},
-		{"header over 1 MiB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", maxResponseHeader+1) + "\r\n\r\n", true, http.StatusBadGateway, ""},
+		{"header over 1 MiB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", h1.MaxResponseHeader+1) + "\r\n\r\n", true, http.StatusBadGateway, ""},
 		{"informational headers over 1 MiB", strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: "+strings.Repeat("l", 300<<10)+"\r\n\r\n", 4) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, http.StatusBadGateway, ""},
-		{"informational flood", strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", max1xxResponses+1) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, http.StatusBadGateway, ""},
+		{"informational flood", strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 6 /* over the client's 5 */) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, http.StatusBadGateway, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if strings.Contains(tc.name, "1 MiB") || strings.Contains(tc.name, "flood") {
@@ -345,9 +122,6 @@ func TestH1HTTPSBackend(t *testing.T) {
 	}
 	if n := srv.conns.Load(); n != 1 {
 		t.Errorf("%d backend connections for 3 requests, want 1", n)
-	}
-	if idle := idleConns(lb, connKey{tls: true, addr: srv.Listener.Addr().String()}); useH1 && idle != 1 {
-		t.Errorf("%d idle TLS connections in the balancer's pool, want 1", idle)
 	}
 
 	untrusting := mustNew(t, testConfig(StickyOff)) // system roots only
@@ -459,7 +233,7 @@ func TestH1RequestBodies(t *testing.T) {
 		t.Errorf("%d backend connections for 3 small POSTs, want 1", n)
 	}
 	want := int64(5)
-	if useH1 {
+	if h1.Enabled {
 		// net/http's Transport may write the POST on the closed connection
 		// before its reader noticed the close, and then not write it again.
 		srv.CloseClientConnections()
@@ -471,7 +245,7 @@ func TestH1RequestBodies(t *testing.T) {
 		post(strings.NewReader(soap), int64(len(soap))) // sent on a new connection
 		want++
 	}
-	big := strings.Repeat("x", maxBufferedBody+1)
+	big := strings.Repeat("x", h1.MaxBufferedBody+1)
 	post(strings.NewReader(big), int64(len(big)))
 	post(strings.NewReader(soap), -1)
 	if bs := backendStatus(lb, "b"); bs.Failures != 0 {

@@ -1,4 +1,4 @@
-package balancer
+package h1
 
 import (
 	"errors"
@@ -83,16 +83,16 @@ func TestH1DifferentialStdlib(t *testing.T) {
 				stdBreaches++
 				t.Logf("net/http's Transport: %s", v)
 			}
-			if !useH1 {
-				return // h1Transport sends every request to net/http's Transport in this build
+			if !Enabled {
+				return // Transport sends every request to net/http's Transport in this build
 			}
 			own := runH1Script(t, dir, data, newFuzzH1)
 			for _, v := range own.violations {
-				t.Errorf("h1Transport: %s", v)
+				t.Errorf("Transport: %s", v)
 			}
 			if diff := cmp.Diff(std.outcomes, own.outcomes); diff != "" {
 				differ++
-				t.Logf("outcomes differ (-net/http +h1Transport):\n%s", diff)
+				t.Logf("outcomes differ (-net/http +Transport):\n%s", diff)
 			}
 		})
 	}

@@ -1,15 +1,15 @@
 //go:build (linux || darwin || freebsd || netbsd || openbsd || dragonfly) && !balancer_stdclient
 
-package balancer
+package h1
 
 import "syscall"
 
-// useH1 says whether h1Transport sends requests itself. It does on the
+// Enabled says whether Transport sends requests itself. It does on the
 // platforms whose sockets it can inspect before reusing a connection (recv
-// with MSG_PEEK and MSG_DONTWAIT), unless the package is built with the
-// balancer_stdclient tag: then every request goes through net/http's
-// Transport, so that the test suite can check that the two behave alike.
-const useH1 = true
+// with MSG_PEEK and MSG_DONTWAIT), unless built with the balancer_stdclient
+// tag: then every request goes through its Fallback, net/http's Transport,
+// so that the balancer's test suite can check that the two behave alike.
+const Enabled = true
 
 // recvNow receives from the socket fd into p without waiting; with peek the
 // bytes stay queued. It returns the bytes received (0: the peer closed),

@@ -1,4 +1,4 @@
-package balancer
+package h1
 
 import (
 	"bufio"
@@ -326,14 +326,14 @@ func h1FuzzRequest(rt http.RoundTripper, r h1Request) (ok bool, violation string
 	return true, ""
 }
 
-// newFuzzH1 returns h1Transport with the given dial function, as
-// newTransport makes it but without timeouts.
+// newFuzzH1 returns a Transport with the given dial function, as the
+// balancer makes it but without timeouts.
 func newFuzzH1(dial func(context.Context, string, string) (net.Conn, error)) (http.RoundTripper, func()) {
-	t := &h1Transport{
-		dial:     dial,
-		maxIdle:  4,
-		idleTime: time.Minute,
-		fallback: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4, DisableCompression: true},
+	t := &Transport{
+		Dial:           dial,
+		MaxIdlePerHost: 4,
+		IdleTimeout:    time.Minute,
+		Fallback:       &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4, DisableCompression: true},
 	}
 	return t, t.CloseIdleConnections
 }
@@ -414,7 +414,7 @@ var h1Seeds = [][]byte{
 		[2]byte{frCL, body1}, [2]byte{frCL, body1}, [2]byte{frCL, body1}),
 }
 
-// FuzzH1Client feeds scripted backend byte streams to h1Transport under
+// FuzzH1Client feeds scripted backend byte streams to Transport under
 // concurrent requests and checks that every request ends with an error or
 // with its own response, never another's (see the script format above).
 func FuzzH1Client(f *testing.F) {

@@ -1,0 +1,30 @@
+// Package h1 is the balancer's HTTP/1.1 client for its backends: a
+// [Transport] that sends a request without a body, or with a small
+// replayable one of known length, on the calling goroutine over a pooled
+// keep-alive connection (TLS for https backends), and hands every other
+// request to a net/http Transport.
+//
+// The package balancer builds one Transport per set of service timeouts:
+//
+//	rt := &h1.Transport{
+//		Dial:           dial, // the balancer's dialer, with its deadlines
+//		Fallback:       &http.Transport{DialContext: dial},
+//		MaxIdlePerHost: 64,
+//		IdleTimeout:    90 * time.Second,
+//	}
+//	resp, err := rt.RoundTrip(req)
+//	if err != nil && h1.RequestNotSent(err) {
+//		// no byte reached the backend: another one may take the request
+//	}
+//
+// Before a pooled connection carries a request, one non-blocking receive
+// (recv with MSG_PEEK and MSG_DONTWAIT) checks that nothing arrived on it
+// and that the backend has not closed it. The check sees through
+// connection wrappers that have a NetConn() net.Conn method, as
+// *tls.Conn does. Where sockets cannot be inspected so, and when built
+// with the balancer_stdclient tag, every request goes to the fallback
+// ([Enabled] is false).
+//
+// A Transport is safe for concurrent use. Its errors reach users through
+// the package balancer, and carry its prefix.
+package h1
