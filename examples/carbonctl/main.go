@@ -5,7 +5,7 @@
 //	carbonctl lint [--lb loadbalancer.conf [--listen 80,443]] PRODUCT_HOME...
 //	carbonctl show FILE
 //	carbonctl setup --role manager|worker [flags] PRODUCT_HOME
-//	carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--hosts-file PATH] [--write] PRODUCT_HOME...
+//	carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--map NAME=IP]... [--hosts-file PATH] [--write] PRODUCT_HOME...
 //	carbonctl ports --offset N
 //	carbonctl help [COMMAND]
 //
@@ -18,8 +18,8 @@
 // mode and a symbolic link its target. hosts prints the unified diff that
 // maps the host names the nodes and the balancer serve (carbon.xml
 // HostName and MgtHostName, the loadbalancer.conf hosts) to the balancer's
-// addresses in a hosts file, and applies it with --write, losslessly and
-// atomically; a second run prints nothing. A file that does not read
+// addresses in a hosts file, with more entries given by --map, and applies
+// it with --write, losslessly and atomically; a second run prints nothing. A file that does not read
 // (malformed XML, bytes outside its encoding, an undefined entity, a
 // character XML forbids) is an error naming file:line:col. ports prints
 // the default port table shifted by an offset. help lists every command's
@@ -55,13 +55,24 @@ const usage = `usage:
   carbonctl lint [--lb loadbalancer.conf [--listen 80,443]] PRODUCT_HOME...
   carbonctl show FILE
   carbonctl setup --role manager|worker [flags] PRODUCT_HOME
-  carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--hosts-file PATH] [--write] PRODUCT_HOME...
+  carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--map NAME=IP]... [--hosts-file PATH] [--write] PRODUCT_HOME...
   carbonctl ports --offset N
   carbonctl help [COMMAND]
 
-Flags may come before, between or after the arguments.
-Exit status: 0 done; 1 lint found an error; 2 the command line is wrong;
-3 a file could not be read or written.
+Flags may come before, between or after the arguments. setup and hosts
+print the diff of their changes and write them with --write.
+
+Environment:
+  CARBONLB_SVN_PASSWORD  setup's SVN password, when --svn-password-file is
+                         not given (a password is never an argument, which
+                         ps would show)
+
+Exit status:
+  0  done; setup and hosts: nothing to change, or written with --write
+  1  lint found an error; setup or hosts without --write: the diff printed
+     is not empty (changes pending)
+  2  the command line is wrong
+  3  a file could not be read or written
 `
 
 func main() {
@@ -81,7 +92,7 @@ func commands() map[string]command {
 		"lint":  {"lint [--lb loadbalancer.conf [--listen 80,443]] PRODUCT_HOME...", lintCmd},
 		"show":  {"show FILE", showCmd},
 		"setup": {"setup --role manager|worker [flags] PRODUCT_HOME", setupCmd},
-		"hosts": {"hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--hosts-file PATH] [--write] PRODUCT_HOME...", hostsCmd},
+		"hosts": {"hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--map NAME=IP]... [--hosts-file PATH] [--write] PRODUCT_HOME...", hostsCmd},
 		"ports": {"ports --offset N", portsCmd},
 	}
 }
@@ -295,7 +306,7 @@ func setupCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writ
 	svnURL := fs.String("svn-url", "", "deployment synchronizer SVN URL (a worker's must be the manager's)")
 	manager := fs.String("manager", "", "worker: the manager's PRODUCT_HOME, whose SvnUrl the worker checks out when --svn-url is not given")
 	svnUser := fs.String("svn-user", "", "deployment synchronizer SVN user")
-	svnPassword := fs.String("svn-password", "", "deployment synchronizer SVN password")
+	svnPasswordFile := fs.String("svn-password-file", "", "file holding the deployment synchronizer SVN password (default: $CARBONLB_SVN_PASSWORD)")
 	httpProxy := fs.Int("http-proxy-port", 80, "the balancer's HTTP port (catalina proxyPort)")
 	httpsProxy := fs.Int("https-proxy-port", 443, "the balancer's HTTPS port (catalina proxyPort)")
 	class := fs.String("class", "", "clustering agent class (default the Hazelcast agent)")
@@ -315,10 +326,18 @@ func setupCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writ
 		if *manager != "" && isManager {
 			return 0, cli.Usagef("setup: --manager is for workers")
 		}
+		svnPassword := os.Getenv("CARBONLB_SVN_PASSWORD")
+		if *svnPasswordFile != "" {
+			b, err := os.ReadFile(*svnPasswordFile)
+			if err != nil {
+				return 0, fmt.Errorf("setup: --svn-password-file: %w", err)
+			}
+			svnPassword = strings.TrimRight(string(b), "\r\n")
+		}
 		s := carbonconf.Setup{
 			Domain: *domain, LocalMemberHost: *host, LocalMemberPort: *port,
 			HostName: *hostName, MgtHostName: *mgtHostName,
-			SvnURL: *svnURL, SvnUser: *svnUser, SvnPassword: *svnPassword,
+			SvnURL: *svnURL, SvnUser: *svnUser, SvnPassword: svnPassword,
 			HTTPProxyPort: *httpProxy, HTTPSProxyPort: *httpsProxy, ClusteringClass: *class,
 		}
 		for _, m := range strings.Split(*wka, ",") {
@@ -362,16 +381,33 @@ func setupCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writ
 			}
 			fmt.Fprintf(stderr, "carbonctl: wrote %s\n", homes[0])
 		}
-		return 0, nil
+		return pending(*write, diff), nil
 	}
 }
 
 func hostsCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writer) (int, error)) {
-	fs := cli.NewFlagSet("carbonctl hosts", "usage: carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--hosts-file PATH] [--write] PRODUCT_HOME...", stderr)
+	fs := cli.NewFlagSet("carbonctl hosts", "usage: carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--map NAME=IP]... [--hosts-file PATH] [--write] PRODUCT_HOME...", stderr)
 	lbAddr := fs.String("lb-addr", "", "comma-separated addresses of the balancer (two or more for balancers made highly available, seed 004); required")
 	lbPath := fs.String("lb", "", "the balancer's loadbalancer.conf, whose hosts are mapped too")
 	file := fs.String("hosts-file", "/etc/hosts", "the hosts file to edit")
 	write := fs.Bool("write", false, "write the changes (default: only print the diff)")
+	var extra []hostName // --map entries
+	extraAddrs := map[string][]netip.Addr{}
+	fs.Func("map", "`NAME=IP[,IP]`: one more entry, such as the database server of seed 000 step 6; repeatable", func(v string) error {
+		name, list, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return errors.New("want NAME=IP[,IP]")
+		}
+		for _, s := range strings.Split(list, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			if err != nil {
+				return fmt.Errorf("%q is not an IP address", s)
+			}
+			extraAddrs[strings.ToLower(name)] = append(extraAddrs[strings.ToLower(name)], a)
+		}
+		extra = append(extra, hostName{name, "--map " + v})
+		return nil
+	})
 	return fs, func(homes []string, stdout, stderr io.Writer) (int, error) {
 		if *lbAddr == "" {
 			return 0, cli.Usagef("hosts: give --lb-addr, the balancer's address the names map to")
@@ -407,8 +443,16 @@ func hostsCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writ
 		}
 		before := f.Bytes()
 		for _, nm := range names {
+			if extraAddrs[strings.ToLower(nm.name)] != nil {
+				continue // --map says otherwise
+			}
 			if err := f.Set(nm.name, addrs...); err != nil {
 				return 0, fmt.Errorf("hosts: %s: %w", nm.from, err)
+			}
+		}
+		for _, nm := range extra {
+			if err := f.Set(nm.name, extraAddrs[strings.ToLower(nm.name)]...); err != nil {
+				return 0, cli.Usagef("hosts: %s: %v", nm.from, err)
 			}
 		}
 		diff := carbonconf.Diff(strings.TrimPrefix(filepath.ToSlash(*file), "/"), before, f.Bytes())
@@ -419,8 +463,18 @@ func hostsCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writ
 			}
 			fmt.Fprintf(stderr, "carbonctl: wrote %s\n", *file)
 		}
-		return 0, nil
+		return pending(*write, diff), nil
 	}
+}
+
+// pending is the exit status of a command that prints a diff: 1 when it
+// was not written and is not empty (changes pending, as diff(1) says), 0
+// otherwise.
+func pending(written bool, diff string) int {
+	if !written && diff != "" {
+		return 1
+	}
+	return 0
 }
 
 // hostName is a name a node needs in its hosts file, and where it is

@@ -73,7 +73,7 @@ func TestSetupLintShowPorts(t *testing.T) {
 	args := append([]string{"setup", "--role", "manager", "--member-host", "10.0.0.1", "--member-port", "4100",
 		"--wka", "10.0.0.2:4200,10.0.0.3:4300", "--mgt-hostname", "mgt.esb.wso2.com"}, common...)
 	code, out, errs := runCmd(t, append(args, mgr)...)
-	if code != 0 || !strings.Contains(out, "+        <parameter name=\"localMemberPort\">4100</parameter>") {
+	if code != 1 || !strings.Contains(out, "+        <parameter name=\"localMemberPort\">4100</parameter>") {
 		t.Fatalf("setup: code %d, stderr %s, diff:\n%s", code, errs, out)
 	}
 	if after := snapshot(t, mgr); !equalMaps(before, after) {
@@ -200,6 +200,8 @@ func TestErrors(t *testing.T) {
 		{"lint", "--lb", "x.conf", "--listen", "http", h},
 		{"hosts", h}, // no --lb-addr
 		{"hosts", "--lb-addr", "lb.example.com", h},
+		{"hosts", "--lb-addr", "10.0.0.1", "--map", "db=mysql", h},
+		{"hosts", "--lb-addr", "10.0.0.1", "--map", "bad_name!=10.0.0.2", "--hosts-file", filepath.Join(t.TempDir(), "hosts"), esbHome(t)},
 		{"help", "frobnicate"},
 		{"setup", "--role", "manager", "--manager", h, h},
 	} {
@@ -293,7 +295,7 @@ func TestSetupWorkerSvnURL(t *testing.T) {
 	}
 	worker := append([]string{"setup", "--role", "worker", "--member-host", "10.0.0.2", "--member-port", "4200", "--wka", "10.0.0.1:4100", w}, common...)
 	code, out, errs := runCmd(t, worker...)
-	if code != 0 || !strings.Contains(errs, "the worker keeps the stock SvnUrl http://svnrepo.example.com/repos/") {
+	if code != 1 || !strings.Contains(errs, "the worker keeps the stock SvnUrl http://svnrepo.example.com/repos/") {
 		t.Errorf("worker setup without --svn-url: exit %d, stderr %q", code, errs)
 	}
 	if strings.Contains(out, "<SvnUrl>") {
@@ -347,11 +349,11 @@ func TestHosts(t *testing.T) {
 	if err := os.WriteFile("hosts", in, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"hosts", "--lb-addr", "192.168.1.10,192.168.1.11", "--lb", lb, "--hosts-file", "hosts", mgr, w}
+	args := []string{"hosts", "--lb-addr", "192.168.1.10,192.168.1.11", "--lb", lb, "--map", "mysql.db.example.com=10.0.0.51", "--hosts-file", "hosts", mgr, w}
 
 	// Without --write: the diff only.
 	code, dry, errs := runCmd(t, args...)
-	if code != 0 {
+	if code != 1 {
 		t.Fatalf("hosts: exit %d, stderr %s", code, errs)
 	}
 	if got, _ := os.ReadFile("hosts"); !bytes.Equal(got, in) {
@@ -406,3 +408,51 @@ var goldenDir = func() string {
 	}
 	return d
 }()
+
+// TestUsageExitCodes runs carbonctl's command lines to their exit status:
+// 0 done, 1 findings or changes pending, 2 usage (said once), 3 files.
+func TestUsageExitCodes(t *testing.T) {
+	h := esbHome(t)
+	pw := filepath.Join(t.TempDir(), "svn.password")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	setup := []string{"setup", "--role", "manager", "--domain", "wso2.esb.domain", "--member-host", "10.0.0.1",
+		"--member-port", "4100", "--wka", "10.0.0.2:4200", "--hostname", "esb.wso2.com", "--mgt-hostname", "mgt.esb.wso2.com"}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // a substring of stdout
+		stderr string // said exactly once on stderr
+	}{
+		{"help", []string{"-h"}, 0, "Exit status:", ""},
+		{"version", []string{"-version"}, 0, "carbonctl ", ""},
+		{"ports", []string{"ports", "--offset", "1"}, 0, "9764", ""},
+		{"unknown flag", []string{"ports", "--nope"}, 2, "", "flag provided but not defined: -nope"},
+		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{"setup with changes pending", append(setup, "--svn-password-file", pw, h), 1, "<SvnPassword>s3cret</SvnPassword>", ""},
+		{"a password on the command line", append(setup, "--svn-password", "s3cret", h), 2, "", "flag provided but not defined: -svn-password"},
+		{"an absent password file", append(setup, "--svn-password-file", filepath.Join(t.TempDir(), "absent"), h), 3, "", "no such file"},
+		{"an absent product home", []string{"lint", filepath.Join(t.TempDir(), "nowhere")}, 3, "", "carbonctl: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runCmd(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tc.code, errs)
+			}
+			if !strings.Contains(out, tc.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tc.stdout, out)
+			}
+			if n := strings.Count(errs, tc.stderr); tc.stderr != "" && n != 1 {
+				t.Errorf("stderr says %q %d times, want once:\n%s", tc.stderr, n, errs)
+			}
+		})
+	}
+	t.Run("password from the environment", func(t *testing.T) {
+		t.Setenv("CARBONLB_SVN_PASSWORD", "fromenv")
+		if code, out, errs := runCmd(t, append(setup, h)...); code != 1 || !strings.Contains(out, "<SvnPassword>fromenv</SvnPassword>") {
+			t.Errorf("exit %d, stderr %s, diff:\n%s", code, errs, out)
+		}
+	})
+}
