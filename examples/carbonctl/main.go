@@ -5,7 +5,7 @@
 //	carbonctl lint [--lb loadbalancer.conf [--listen 80,443]] PRODUCT_HOME...
 //	carbonctl show FILE
 //	carbonctl setup --role manager|worker [flags] PRODUCT_HOME
-//	carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--hosts-file PATH] [--write] PRODUCT_HOME...
+//	carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--map NAME=IP]... [--hosts-file PATH] [--write] PRODUCT_HOME...
 //	carbonctl ports --offset N
 //	carbonctl help [COMMAND]
 //
@@ -18,8 +18,8 @@
 // mode and a symbolic link its target. hosts prints the unified diff that
 // maps the host names the nodes and the balancer serve (carbon.xml
 // HostName and MgtHostName, the loadbalancer.conf hosts) to the balancer's
-// addresses in a hosts file, and applies it with --write, losslessly and
-// atomically; a second run prints nothing. A file that does not read
+// addresses in a hosts file, with more entries given by --map, and applies
+// it with --write, losslessly and atomically; a second run prints nothing. A file that does not read
 // (malformed XML, bytes outside its encoding, an undefined entity, a
 // character XML forbids) is an error naming file:line:col. ports prints
 // the default port table shifted by an offset. help lists every command's
@@ -55,7 +55,7 @@ const usage = `usage:
   carbonctl lint [--lb loadbalancer.conf [--listen 80,443]] PRODUCT_HOME...
   carbonctl show FILE
   carbonctl setup --role manager|worker [flags] PRODUCT_HOME
-  carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--hosts-file PATH] [--write] PRODUCT_HOME...
+  carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--map NAME=IP]... [--hosts-file PATH] [--write] PRODUCT_HOME...
   carbonctl ports --offset N
   carbonctl help [COMMAND]
 
@@ -92,7 +92,7 @@ func commands() map[string]command {
 		"lint":  {"lint [--lb loadbalancer.conf [--listen 80,443]] PRODUCT_HOME...", lintCmd},
 		"show":  {"show FILE", showCmd},
 		"setup": {"setup --role manager|worker [flags] PRODUCT_HOME", setupCmd},
-		"hosts": {"hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--hosts-file PATH] [--write] PRODUCT_HOME...", hostsCmd},
+		"hosts": {"hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--map NAME=IP]... [--hosts-file PATH] [--write] PRODUCT_HOME...", hostsCmd},
 		"ports": {"ports --offset N", portsCmd},
 	}
 }
@@ -386,11 +386,28 @@ func setupCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writ
 }
 
 func hostsCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writer) (int, error)) {
-	fs := cli.NewFlagSet("carbonctl hosts", "usage: carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--hosts-file PATH] [--write] PRODUCT_HOME...", stderr)
+	fs := cli.NewFlagSet("carbonctl hosts", "usage: carbonctl hosts --lb-addr IP[,IP] [--lb loadbalancer.conf] [--map NAME=IP]... [--hosts-file PATH] [--write] PRODUCT_HOME...", stderr)
 	lbAddr := fs.String("lb-addr", "", "comma-separated addresses of the balancer (two or more for balancers made highly available, seed 004); required")
 	lbPath := fs.String("lb", "", "the balancer's loadbalancer.conf, whose hosts are mapped too")
 	file := fs.String("hosts-file", "/etc/hosts", "the hosts file to edit")
 	write := fs.Bool("write", false, "write the changes (default: only print the diff)")
+	var extra []hostName // --map entries
+	extraAddrs := map[string][]netip.Addr{}
+	fs.Func("map", "`NAME=IP[,IP]`: one more entry, such as the database server of seed 000 step 6; repeatable", func(v string) error {
+		name, list, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return errors.New("want NAME=IP[,IP]")
+		}
+		for _, s := range strings.Split(list, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			if err != nil {
+				return fmt.Errorf("%q is not an IP address", s)
+			}
+			extraAddrs[strings.ToLower(name)] = append(extraAddrs[strings.ToLower(name)], a)
+		}
+		extra = append(extra, hostName{name, "--map " + v})
+		return nil
+	})
 	return fs, func(homes []string, stdout, stderr io.Writer) (int, error) {
 		if *lbAddr == "" {
 			return 0, cli.Usagef("hosts: give --lb-addr, the balancer's address the names map to")
@@ -426,8 +443,16 @@ func hostsCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writ
 		}
 		before := f.Bytes()
 		for _, nm := range names {
+			if extraAddrs[strings.ToLower(nm.name)] != nil {
+				continue // --map says otherwise
+			}
 			if err := f.Set(nm.name, addrs...); err != nil {
 				return 0, fmt.Errorf("hosts: %s: %w", nm.from, err)
+			}
+		}
+		for _, nm := range extra {
+			if err := f.Set(nm.name, extraAddrs[strings.ToLower(nm.name)]...); err != nil {
+				return 0, cli.Usagef("hosts: %s: %v", nm.from, err)
 			}
 		}
 		diff := carbonconf.Diff(strings.TrimPrefix(filepath.ToSlash(*file), "/"), before, f.Bytes())

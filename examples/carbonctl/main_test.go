@@ -200,6 +200,8 @@ func TestErrors(t *testing.T) {
 		{"lint", "--lb", "x.conf", "--listen", "http", h},
 		{"hosts", h}, // no --lb-addr
 		{"hosts", "--lb-addr", "lb.example.com", h},
+		{"hosts", "--lb-addr", "10.0.0.1", "--map", "db=mysql", h},
+		{"hosts", "--lb-addr", "10.0.0.1", "--map", "bad_name!=10.0.0.2", "--hosts-file", filepath.Join(t.TempDir(), "hosts"), esbHome(t)},
 		{"help", "frobnicate"},
 		{"setup", "--role", "manager", "--manager", h, h},
 	} {
@@ -347,7 +349,7 @@ func TestHosts(t *testing.T) {
 	if err := os.WriteFile("hosts", in, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"hosts", "--lb-addr", "192.168.1.10,192.168.1.11", "--lb", lb, "--hosts-file", "hosts", mgr, w}
+	args := []string{"hosts", "--lb-addr", "192.168.1.10,192.168.1.11", "--lb", lb, "--map", "mysql.db.example.com=10.0.0.51", "--hosts-file", "hosts", mgr, w}
 
 	// Without --write: the diff only.
 	code, dry, errs := runCmd(t, args...)
