@@ -277,7 +277,6 @@ func TestMemberHostName(t *testing.T) {
 	}
 }
 
-
 func TestBadInput(t *testing.T) {
 	home := copyHome(t) // stock files: clustering is off
 	for _, tc := range []struct {
