@@ -393,7 +393,7 @@ func hostsCmd(stderr io.Writer) (*cli.FlagSet, func([]string, io.Writer, io.Writ
 	write := fs.Bool("write", false, "write the changes (default: only print the diff)")
 	var extra []hostName // --map entries
 	extraAddrs := map[string][]netip.Addr{}
-	fs.Func("map", "`NAME=IP[,IP]`: one more entry, such as the database server of seed 000 step 6; repeatable", func(v string) error {
+	fs.Func("map", "one more `NAME=IP[,IP]` entry, such as the database server of seed 000 step 6; repeatable", func(v string) error {
 		name, list, ok := strings.Cut(v, "=")
 		if !ok || name == "" {
 			return errors.New("want NAME=IP[,IP]")
