@@ -57,3 +57,21 @@ func TestJVMRoute(t *testing.T) {
 		t.Errorf("Identity().JVMRoute = %q", id.JVMRoute)
 	}
 }
+
+// TestSetupJVMRoute: the worker and manager setups give each node its
+// jvmRoute.
+func TestSetupJVMRoute(t *testing.T) {
+	home := makeHome(t, "carbon-kernel-4.4.x-axis2.xml", "carbon-kernel-4.4.x-carbon.xml", "carbon-kernel-4.4.x-catalina-server.xml")
+	n, err := LoadNode(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := seedSetup()
+	s.JVMRoute = "node-b"
+	if _, err := n.ConfigureWorker(s); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := n.Identity(); id.JVMRoute != "node-b" {
+		t.Errorf("jvmRoute after setup: %q", id.JVMRoute)
+	}
+}

@@ -47,6 +47,12 @@ type Setup struct {
 	HTTPProxyPort, HTTPSProxyPort int
 	// ClusteringClass is the clustering agent; "" means HazelcastAgent.
 	ClusteringClass string
+	// JVMRoute, when not "", is written as catalina-server.xml's Engine
+	// jvmRoute: Tomcat then suffixes every session id the node issues with
+	// it ("ABC123.node-a"), and a balancer routes the session by it with no
+	// table (balancer.Backend.Route). Give each node its own. "" leaves
+	// the file's value.
+	JVMRoute string
 }
 
 // Role names as carried by the subDomain member property.
@@ -239,6 +245,12 @@ func (n *Node) apply(s Setup, manager bool) error {
 			func() error { return n.Catalina.SetConnectorAttr("http", "proxyPort", strconv.Itoa(s.HTTPProxyPort)) },
 			func() error { return n.Catalina.SetConnectorAttr("https", "proxyPort", strconv.Itoa(s.HTTPSProxyPort)) },
 		)
+	}
+	if s.JVMRoute != "" {
+		if n.Catalina == nil {
+			return fmt.Errorf("carbonconf: setup %s: jvmRoute needs catalina-server.xml", n.Name())
+		}
+		steps = append(steps, func() error { return n.Catalina.SetJVMRoute(s.JVMRoute) })
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

@@ -205,6 +205,8 @@ func TestConfigureErrorsLeaveNodeUnchanged(t *testing.T) {
 		// Passes validation but fails half way: a value the XML cannot
 		// hold makes an edit fail after others were applied.
 		func() Setup { s := seedSetup(); s.SvnUser = "a\x00b"; return s }(),
+		// The last step fails: every earlier one, in three files, undone.
+		func() Setup { s := seedSetup(); s.JVMRoute = "a;b"; return s }(),
 	}
 	for i, s := range bad {
 		if _, err := n.ConfigureManager(s); err == nil {
