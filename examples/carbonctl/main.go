@@ -25,8 +25,10 @@
 // the default port table shifted by an offset. help lists every command's
 // flags.
 //
-// Exit status: 0 done; 1 lint found an error; 2 the command line is wrong;
-// 3 a file could not be read or written.
+// Exit status: 0 done (setup and hosts: nothing to change, or written with
+// --write); 1 lint found an error, or setup or hosts without --write
+// printed a diff (changes pending); 2 the command line is wrong; 3 a file
+// could not be read or written.
 package main
 
 import (
