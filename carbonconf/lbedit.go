@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/carbonlb/carbonlb/carbonconf/internal/textedit"
 )
 
 // This file holds the loadbalancer.conf setters. As with the XML documents,
@@ -440,56 +442,31 @@ func (c *LBConf) hasOlderShape() bool {
 // lbEditor collects splices on a document's bytes and commits them.
 type lbEditor struct {
 	c     *LBConf
-	nl    string // the file's line ending
-	unit  string // the file's indentation step
-	edits []lbSplice
-}
-
-type lbSplice struct {
-	start, end int
-	repl       string
+	nl    string            // the file's line ending
+	unit  string            // the file's indentation step
+	edits []textedit.Splice // with e.nl for line breaks
 }
 
 func (c *LBConf) editor() *lbEditor {
-	e := &lbEditor{c: c, nl: "\n"}
-	if bytes.Contains(c.src, []byte("\r\n")) {
-		e.nl = "\r\n"
-	}
+	e := &lbEditor{c: c, nl: textedit.Newline(c.src)}
 	e.unit = c.indentUnit()
 	return e
 }
 
 func (e *lbEditor) splice(start, end int, repl string) {
-	e.edits = append(e.edits, lbSplice{start, end, repl})
+	e.edits = append(e.edits, textedit.Splice{Start: start, End: end, Text: strings.ReplaceAll(repl, "\n", e.nl)})
 }
 
-// commit applies the splices (which must not overlap), parses the result,
+// commit applies the splices (removals of the white space between two
+// statements on one line may overlap: textedit.Apply gives the shared
+// bytes to the later), parses the result,
 // checks it with verify and, when both succeed, makes it the document.
 func (e *lbEditor) commit(what string, verify func(*LBConf) error) error {
 	c := e.c
 	if len(e.edits) == 0 {
 		return nil
 	}
-	// Apply from the end so earlier offsets stay valid.
-	edits := append([]lbSplice(nil), e.edits...)
-	for i := 1; i < len(edits); i++ {
-		for j := i; j > 0 && edits[j].start > edits[j-1].start; j-- {
-			edits[j], edits[j-1] = edits[j-1], edits[j]
-		}
-	}
-	src := append([]byte(nil), c.src...)
-	next := len(src) // where the splice applied last begins
-	for _, s := range edits {
-		// Removals of the white space between two statements on one
-		// line can overlap: the later one has taken the shared bytes.
-		s.end = max(min(s.end, next), s.start)
-		next = s.start
-		var nsrc []byte
-		nsrc = append(nsrc, src[:s.start]...)
-		nsrc = append(nsrc, strings.ReplaceAll(s.repl, "\n", e.nl)...)
-		nsrc = append(nsrc, src[s.end:]...)
-		src = nsrc
-	}
+	src := textedit.Apply(c.src, e.edits)
 	nc, err := parseLBConf(c.File, src)
 	if err != nil {
 		return fmt.Errorf("carbonconf: %s in %s: the edit would make the file unreadable: %w", what, displayName(c.File), err)
@@ -502,43 +479,10 @@ func (e *lbEditor) commit(what string, verify func(*LBConf) error) error {
 	return nil
 }
 
-// lineStart returns the offset of the start of off's line.
-func (c *LBConf) lineStart(off int) int {
-	for off > 0 && c.src[off-1] != '\n' {
-		off--
-	}
-	return off
-}
-
-// indentAt returns the white space that begins off's line (up to off), and
-// whether only white space precedes off on its line.
-func (c *LBConf) indentAt(off int) (string, bool) {
-	ls := c.lineStart(off)
-	i := ls
-	for i < off && (c.src[i] == ' ' || c.src[i] == '\t') {
-		i++
-	}
-	return string(c.src[ls:i]), i == off
-}
-
-// lineEnd returns the offset of the line break after off (its '\r' when
-// the line ends in CRLF), or len(src).
-func (c *LBConf) lineEnd(off int) int {
-	j := bytes.IndexByte(c.src[off:], '\n')
-	if j < 0 {
-		return len(c.src)
-	}
-	end := off + j
-	if end > off && c.src[end-1] == '\r' {
-		end--
-	}
-	return end
-}
-
 // restIsBlank reports whether only white space or a comment follows off on
 // its line.
 func (c *LBConf) restIsBlank(off int) bool {
-	rest := bytes.TrimLeft(c.src[off:c.lineEnd(off)], " \t\r\f\v")
+	rest := bytes.TrimLeft(c.src[off:textedit.LineEnd(c.src, off)], " \t\r\f\v")
 	return len(rest) == 0 || rest[0] == '#'
 }
 
@@ -555,33 +499,18 @@ func (c *LBConf) stmtStarts(b *LBBlock) []int {
 	return out
 }
 
-// ownLine returns the white space before off when only white space precedes
-// off on its line, looking back over that white space only: callers ask for
-// every statement of a block, and statements on one long line would
-// otherwise cost time quadratic in its length.
-func (c *LBConf) ownLine(off int) (string, bool) {
-	ls := off
-	for ls > 0 && (c.src[ls-1] == ' ' || c.src[ls-1] == '\t') {
-		ls--
-	}
-	if ls > 0 && c.src[ls-1] != '\n' {
-		return "", false
-	}
-	return string(c.src[ls:off]), true
-}
-
 // childIndent returns the indentation of b's statements: that of one that
 // begins its line, or b's own plus the file's step.
 func (c *LBConf) childIndent(b *LBBlock, unit string) string {
 	for _, off := range c.stmtStarts(b) {
-		if ws, ok := c.ownLine(off); ok {
+		if ws, ok := textedit.OwnLine(c.src, off); ok {
 			return ws
 		}
 	}
 	if b == c.Root {
 		return ""
 	}
-	own, _ := c.indentAt(c.spans[b].start)
+	own, _ := textedit.IndentAt(c.src, c.spans[b].start)
 	return own + unit
 }
 
@@ -592,11 +521,11 @@ func (c *LBConf) indentUnit() string {
 	var walk func(b *LBBlock) string
 	walk = func(b *LBBlock) string {
 		if b != c.Root {
-			if own, ok := c.ownLine(c.spans[b].start); ok {
+			if own, ok := textedit.OwnLine(c.src, c.spans[b].start); ok {
 				for _, off := range c.stmtStarts(b) {
 					// Both begin their lines: the lines differ when the
 					// line starts do.
-					if ws, ok := c.ownLine(off); ok && len(ws) > len(own) && strings.HasPrefix(ws, own) && off-len(ws) != c.spans[b].start-len(own) {
+					if ws, ok := textedit.OwnLine(c.src, off); ok && len(ws) > len(own) && strings.HasPrefix(ws, own) && off-len(ws) != c.spans[b].start-len(own) {
 						return ws[len(own):]
 					}
 				}
@@ -692,9 +621,9 @@ func (e *lbEditor) insertBlock(b *LBBlock, text string) {
 // the same line.
 func (e *lbEditor) after(b *LBBlock, start, end int, text string) {
 	c := e.c
-	if _, ok := c.indentAt(start); ok && c.restIsBlank(end) {
+	if _, ok := textedit.IndentAt(c.src, start); ok && c.restIsBlank(end) {
 		ind := c.childIndent(b, e.unit)
-		e.splice(c.lineEnd(end), c.lineEnd(end), "\n"+ind+strings.ReplaceAll(text, "\n", "\n"+ind))
+		e.splice(textedit.LineEnd(c.src, end), textedit.LineEnd(c.src, end), "\n"+ind+strings.ReplaceAll(text, "\n", "\n"+ind))
 		return
 	}
 	e.splice(end, end, " "+text)
@@ -712,8 +641,8 @@ func (e *lbEditor) first(b *LBBlock, text string) {
 		for _, s := range starts {
 			first = min(first, s)
 		}
-		if ws, ok := c.indentAt(first); ok {
-			at := c.lineStart(first)
+		if ws, ok := textedit.IndentAt(c.src, first); ok {
+			at := textedit.LineStart(c.src, first)
 			e.splice(at, at, ws+strings.ReplaceAll(text, "\n", "\n"+ws)+"\n")
 			return
 		}
@@ -728,9 +657,9 @@ func (e *lbEditor) first(b *LBBlock, text string) {
 			pre = "\n"
 		}
 		e.splice(len(c.src), len(c.src), pre+ind+body+"\n")
-	case c.lineStart(sp.close) != c.lineStart(sp.open):
-		if _, ok := c.indentAt(sp.close); ok {
-			at := c.lineStart(sp.close)
+	case textedit.LineStart(c.src, sp.close) != textedit.LineStart(c.src, sp.open):
+		if _, ok := textedit.IndentAt(c.src, sp.close); ok {
+			at := textedit.LineStart(c.src, sp.close)
 			e.splice(at, at, ind+body+"\n")
 			return
 		}
@@ -748,9 +677,9 @@ func (e *lbEditor) first(b *LBBlock, text string) {
 // is alone there, otherwise with the spaces before it.
 func (e *lbEditor) remove(start, end int) {
 	c := e.c
-	_, first := c.indentAt(start)
+	_, first := textedit.IndentAt(c.src, start)
 	if first && c.restIsBlank(end) {
-		ls := c.lineStart(start)
+		ls := textedit.LineStart(c.src, start)
 		le := len(c.src)
 		if j := bytes.IndexByte(c.src[end:], '\n'); j >= 0 {
 			le = end + j + 1

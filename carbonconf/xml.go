@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/carbonlb/carbonlb/carbonconf/internal/textedit"
 )
 
 // This file holds the lossless XML layer shared by axis2.xml, carbon.xml and
@@ -815,11 +817,7 @@ func (d *xdoc) attrField(n *xnode, name string) Field {
 // splice replaces src[start:end] with repl and parses the result. On error
 // the document is unchanged.
 func (d *xdoc) splice(start, end int, repl string) error {
-	nsrc := make([]byte, 0, len(d.src)-(end-start)+len(repl))
-	nsrc = append(nsrc, d.src[:start]...)
-	nsrc = append(nsrc, repl...)
-	nsrc = append(nsrc, d.src[end:]...)
-	nd, err := parseXML(d.file, nsrc)
+	nd, err := parseXML(d.file, textedit.Apply(d.src, []textedit.Splice{{Start: start, End: end, Text: repl}}))
 	if err != nil {
 		return fmt.Errorf("carbonconf: edit would make %s unreadable: %w", displayName(d.file), err)
 	}
@@ -911,28 +909,11 @@ func (d *xdoc) setAttr(n *xnode, name, value string) error {
 	if len(n.attrs) > 0 {
 		last := n.attrs[len(n.attrs)-1]
 		at = last.end
-		if ws, ok := d.lineIndent(last.nameStart); ok && len(n.attrs) > 1 {
+		if ws, ok := textedit.OwnLine(d.src, last.nameStart); ok && len(n.attrs) > 1 {
 			sep = d.newline() + ws
 		}
 	}
 	return d.splice(at, at, sep+name+`="`+d.encode(value)+`"`)
-}
-
-// lineIndent returns the whitespace before off on its line, and whether only
-// whitespace precedes off on that line.
-//
-// It looks back over spaces and tabs only, not to the start of a long line:
-// callers ask for every child of an element, and children on one long line
-// would otherwise cost time quadratic in its length.
-func (d *xdoc) lineIndent(off int) (string, bool) {
-	ls := off
-	for ls > 0 && (d.src[ls-1] == ' ' || d.src[ls-1] == '\t') {
-		ls--
-	}
-	if ls > 0 && d.src[ls-1] != '\n' {
-		return "", false
-	}
-	return string(d.src[ls:off]), true
 }
 
 func (d *xdoc) newline() string {
@@ -946,12 +927,12 @@ func (d *xdoc) newline() string {
 func (d *xdoc) childIndent(n *xnode) string {
 	for _, c := range n.children {
 		if c.kind == xElement || c.kind == xComment {
-			if ws, ok := d.lineIndent(c.start); ok {
+			if ws, ok := textedit.OwnLine(d.src, c.start); ok {
 				return ws
 			}
 		}
 	}
-	own, _ := d.lineIndent(n.start)
+	own, _ := textedit.OwnLine(d.src, n.start)
 	return own + d.indentUnit()
 }
 
@@ -960,7 +941,7 @@ func (d *xdoc) childIndent(n *xnode) string {
 func (d *xdoc) indentUnit() string {
 	for _, c := range d.root.children {
 		if c.kind == xElement {
-			if ws, ok := d.lineIndent(c.start); ok && ws != "" {
+			if ws, ok := textedit.OwnLine(d.src, c.start); ok && ws != "" {
 				return ws
 			}
 		}
@@ -997,7 +978,7 @@ func (d *xdoc) insertChild(parent, before *xnode, markup string) error {
 	}
 	// No element children: put the new one on its own line before the
 	// end tag, keeping the end tag's own indentation.
-	own, _ := d.lineIndent(parent.start)
+	own, _ := textedit.OwnLine(d.src, parent.start)
 	content := d.src[parent.contentStart:parent.contentEnd]
 	if len(bytes.TrimSpace(content)) == 0 {
 		return d.splice(parent.contentStart, parent.contentEnd, nl+ind+body+nl+own)
@@ -1046,7 +1027,7 @@ func (d *xdoc) removeNodes(ns []*xnode) error {
 	at := 0
 	for _, n := range ns {
 		start := n.start
-		if ws, ok := d.lineIndent(n.start); ok {
+		if ws, ok := textedit.OwnLine(d.src, n.start); ok {
 			start -= len(ws)
 			if start > 0 && d.src[start-1] == '\n' {
 				start--
