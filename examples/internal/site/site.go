@@ -45,7 +45,8 @@ type Config struct {
 	// means any free port).
 	MemberPort *int
 	// Static lists backends that are not members, "pool=url,url;pool=url"
-	// (see StaticBackends). Re-read by Reload.
+	// (see StaticBackends). Re-read by Reload. A pool that cluster members
+	// fill too gets both: the static backends and the members.
 	Static string
 	// Certs and SelfSigned are the certificates served by SNI on the TLS
 	// listener; SelfSigned names hosts for a generated certificate.
@@ -357,18 +358,20 @@ func loadCerts(cfg Config) (*balancer.CertStore, error) {
 	return store, nil
 }
 
-// setStatic sets the static pools and empties those no longer listed.
+// setStatic sets the static pools and removes the static backends of those
+// no longer listed. A pool that cluster members fill too keeps them: the
+// two sources are merged (front.Pools).
 func (s *Site) setStatic(static map[string][]balancer.Backend) error {
 	lb := s.front.Pools() // the operator's drains and weights stay
 	for _, pool := range s.static {
 		if _, ok := static[pool]; !ok {
-			if err := lb.SetBackends(pool, nil); err != nil {
+			if err := lb.SetStatic(pool, nil); err != nil {
 				return err
 			}
 		}
 	}
 	for _, pool := range slices.Sorted(maps.Keys(static)) {
-		if err := lb.SetBackends(pool, static[pool]); err != nil {
+		if err := lb.SetStatic(pool, static[pool]); err != nil {
 			return fmt.Errorf("static pool %s: %w", pool, err)
 		}
 	}
