@@ -66,7 +66,9 @@ type backend struct {
 	requests atomic.Uint64
 	failures atomic.Uint64
 	codes    statusClasses // responses by status class
-	lat      latency
+	// transitions counts the changes between up and down (setState)
+	transitions atomic.Uint64
+	lat         latency
 
 	maxConns atomic.Int64 // Backend.MaxConns; 0: the service's
 	queue    *waitQueue   // the pool's queue, woken when a request ends
@@ -258,6 +260,7 @@ func (b *backend) effWeight(now int64, slow time.Duration) int {
 }
 
 func (be *backend) setState(now time.Time, lastErr string) {
+	be.transitions.Add(1)
 	be.mu.Lock()
 	be.since = now
 	if lastErr != "" {

@@ -145,6 +145,21 @@ func (s *CertStore) rebuild() {
 	s.current.Store(idx)
 }
 
+// Leaves returns the leaf certificate of every certificate the store
+// serves, in the order they were added (for their expiry: a metrics
+// collector reads NotAfter).
+func (s *CertStore) Leaves() []*x509.Certificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*x509.Certificate
+	for _, e := range s.entries {
+		for _, c := range e.certs {
+			out = append(out, c.Leaf)
+		}
+	}
+	return out
+}
+
 // Reload reloads every file whose modification time or size changed. A
 // file that fails to load keeps its previous certificate; the first such
 // error is returned.

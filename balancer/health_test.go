@@ -330,6 +330,9 @@ func TestOneTrialRequest(t *testing.T) {
 		if !be.usable(later) || backendState(lb, "b1") != "up" || be.active.Load() != 0 {
 			t.Fatal("not up after a good trial")
 		}
+		if got := lb.Status().Pools[0].Backends[0].Transitions; got != 2 {
+			t.Errorf("transitions = %d after down and up, want 2", got)
+		}
 	})
 }
 

@@ -62,6 +62,10 @@ func TestKeystoreJKS(t *testing.T) {
 		}
 	}
 
+	if leaves := store.Leaves(); len(leaves) != 2 || leaves[0].NotAfter.Before(time.Now()) {
+		t.Errorf("Leaves: %d certificates", len(leaves))
+	}
+
 	dir := t.TempDir()
 	path, pwFile := filepath.Join(dir, "made.jks"), filepath.Join(dir, "pw")
 	os.WriteFile(pwFile, []byte("changeit\n"), 0o600)
