@@ -121,6 +121,7 @@ var (
 	bePinned    = desc("backend_pinned_sessions", "Learned sessions pinned to the backend.", beLabels...)
 	beDuration  = desc("backend_request_duration_seconds", "Time from sending a request to the backend to the end of its response body.", beLabels...)
 	beChange    = desc("backend_last_change_timestamp_seconds", "When the backend last changed between up and down.", beLabels...)
+	beTrans     = desc("backend_health_transitions_total", "Changes of the backend between up and down, by active or passive checks (HAProxy's chkdown).", beLabels...)
 
 	clMembers     = desc("cluster_members", "Cluster members this node knows, by state.", "state")
 	clPoolMembers = desc("cluster_pool_members", "Alive cluster members by pool (domain/subDomain).", "pool")
@@ -153,7 +154,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		svcRequests, svcResponses, beResponses, svcLocal, svcActive, svcUp, svcMin, svcBelowMin, svcStickyHits, svcStickyMiss, svcStickyRepin,
 		svcRetries, svcQueued, poolWaiting, poolTimeouts, poolFull, sessions,
-		beInfo, beUp, beState, beWeight, beActive, beMaxConns, beRequests, beFailures, bePinned, beDuration, beChange,
+		beInfo, beUp, beState, beWeight, beActive, beMaxConns, beRequests, beFailures, bePinned, beDuration, beChange, beTrans,
 		clMembers, clPoolMembers, clScore, clWKA, clWKAAlive, clDropped, certNotAfter,
 		cfgReloads, cfgFailures, cfgLastOK, cfgLastSuccess,
 	} {
@@ -257,6 +258,7 @@ func collectBackend(ch chan<- prometheus.Metric, pool string, be balancer.Backen
 		ch <- counter(beResponses, n, pool, be.ID, classes[i])
 	}
 	ch <- counter(beFailures, be.Failures, l...)
+	ch <- counter(beTrans, be.Transitions, l...)
 	ch <- gauge(bePinned, float64(be.Pinned), l...)
 	ch <- histogram(be.Latency, l)
 	ch <- gauge(beChange, unixSeconds(be.Since), l...)

@@ -34,7 +34,8 @@
 // Backends: carbonlb_backend_info (url), _up, _state (one series per
 // state, 1 for the current one), _weight, _active_requests, _max_conns,
 // _requests_total, _responses_total (by code), _failures_total, _pinned_sessions,
-// _request_duration_seconds, _last_change_timestamp_seconds.
+// _request_duration_seconds, _last_change_timestamp_seconds,
+// _health_transitions_total (changes between up and down).
 //
 // Cluster: carbonlb_cluster_members (by state), _pool_members (alive
 // members by pool), _health_score, _wka_members, _wka_alive,

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
@@ -50,36 +47,17 @@ type adminParts struct {
 	collector *metrics.Collector
 }
 
-// newCollector returns the metrics collector of a gateway.
-func (o options) newCollector(lb *balancer.Balancer, member *membership.Node) *metrics.Collector {
-	cfg := metrics.Config{Balancer: lb, Certificates: certLeaves(o.tlsCerts)}
+// newCollector returns the metrics collector of a gateway; certs, when not
+// nil, are the certificates it serves.
+func (o options) newCollector(lb *balancer.Balancer, member *membership.Node, certs *balancer.CertStore) *metrics.Collector {
+	cfg := metrics.Config{Balancer: lb}
+	if certs != nil {
+		cfg.Certificates = certs.Leaves
+	}
 	if member != nil {
 		cfg.Cluster = member
 	}
 	return metrics.New(cfg)
-}
-
-// certLeaves returns a func reading the first certificate of each PEM file
-// at every call, so that a renewed file shows at the next scrape.
-func certLeaves(files []string) func() []*x509.Certificate {
-	if len(files) == 0 {
-		return nil
-	}
-	return func() []*x509.Certificate {
-		var out []*x509.Certificate
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			if blk, _ := pem.Decode(b); blk != nil && blk.Type == "CERTIFICATE" {
-				if c, err := x509.ParseCertificate(blk.Bytes); err == nil {
-					out = append(out, c)
-				}
-			}
-		}
-		return out
-	}
 }
 
 // startAdmin serves the admin interface on o.admin, when set, until the

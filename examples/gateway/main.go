@@ -60,6 +60,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/examples/internal/cli"
 	"github.com/carbonlb/carbonlb/examples/internal/front"
@@ -77,6 +78,7 @@ type options struct {
 	pool       string
 	tlsCerts   []string
 	tlsKeys    []string
+	keystores  []site.KeystoreFile // -tls-keystore with -tls-keystore-password-file
 	selfSigned []string
 	log        *cli.Log
 	accessLog  bool
@@ -123,7 +125,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (options, error) {
 func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) {
 	fs := cli.NewFlagSet("gateway", usage, stderr)
 	var o options
-	var backends, sticky, policy, certs, keys, self, mgtAllow, trusted, proxy string
+	var backends, sticky, policy, certs, keys, self, mgtAllow, trusted, proxy, keystores, keystorePWs string
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&backends, "backends", "", "comma-separated backend URLs (http://host:port), or name=URL: a backend whose name is its route (Tomcat's jvmRoute, for -sticky learn)")
 	fs.StringVar(&sticky, "sticky", "learn", "stickiness: learn (JSESSIONID), insert (own cookie) or off")
@@ -131,6 +133,8 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	fs.StringVar(&o.pool, "pool", "default", "pool name")
 	fs.StringVar(&certs, "tls-cert", "", "comma-separated PEM certificate files; enables HTTPS")
 	fs.StringVar(&keys, "tls-key", "", "comma-separated PEM key files, one per -tls-cert")
+	fs.StringVar(&keystores, "tls-keystore", "", "comma-separated Java keystores (JKS or PKCS#12, as Carbon's wso2carbon.jks) whose keys and certificates are served; enables HTTPS")
+	fs.StringVar(&keystorePWs, "tls-keystore-password-file", "", "comma-separated files holding the password of each -tls-keystore")
 	fs.StringVar(&self, "tls-self-signed", "", "comma-separated host names for a generated self-signed certificate; enables HTTPS")
 	o.log = cli.LogFlags(fs, "info")
 	fs.BoolVar(&o.accessLog, "access-log", false, "log one record per request at Info (client, host, method, path, status, bytes, duration, service, backend, sticky, retries, request id), in -log-format")
@@ -195,6 +199,9 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 		if o.trustedProxies, err = parseCIDRs("-trusted-proxies", trusted); err != nil {
 			return o, err
 		}
+		if o.keystores, err = parseKeystores(keystores, keystorePWs); err != nil {
+			return o, err
+		}
 		return o.fileMode(backends, certs, keys, self)
 	}
 	if o.axis2 != "" || o.static != "" || o.https != "" || o.memberPort != nil {
@@ -218,7 +225,23 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	if len(o.tlsCerts) != len(o.tlsKeys) {
 		return o, errors.New("-tls-cert and -tls-key must list the same number of files")
 	}
+	if o.keystores, err = parseKeystores(keystores, keystorePWs); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// parseKeystores pairs -tls-keystore with -tls-keystore-password-file.
+func parseKeystores(paths, passwordFiles string) ([]site.KeystoreFile, error) {
+	ps, pws := splitList(paths), splitList(passwordFiles)
+	if len(ps) != len(pws) {
+		return nil, errors.New("-tls-keystore and -tls-keystore-password-file must list the same number of files")
+	}
+	var out []site.KeystoreFile
+	for i := range ps {
+		out = append(out, site.KeystoreFile{Path: ps[i], PasswordFile: pws[i]})
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {
@@ -258,7 +281,7 @@ func (o options) fileMode(backends, certs, keys, self string) (options, error) {
 	if len(o.tlsCerts) != len(o.tlsKeys) {
 		return o, errors.New("-tls-cert and -tls-key must list the same number of files")
 	}
-	if o.https == "" && (len(o.tlsCerts) > 0 || len(o.selfSigned) > 0) {
+	if o.https == "" && (len(o.tlsCerts) > 0 || len(o.keystores) > 0 || len(o.selfSigned) > 0) {
 		return o, errors.New("with -lbconf, certificates need an -https listen address")
 	}
 	if o.drain < 0 {
@@ -282,6 +305,7 @@ func (o options) siteConfig(logger *slog.Logger) site.Config {
 	for i := range o.tlsCerts {
 		cfg.Certs = append(cfg.Certs, site.CertFile{Cert: o.tlsCerts[i], Key: o.tlsKeys[i]})
 	}
+	cfg.Keystores = o.keystores
 	return cfg
 }
 
@@ -304,6 +328,20 @@ func serveFiles(ctx context.Context, o options, logger *slog.Logger, reload <-ch
 		tlsLn = listen.Proxy(tlsLn, o.proxyProtocol)
 	}
 	scfg := o.siteConfig(logger)
+	if o.axis2 != "" {
+		// The well-known members' names, and member host names, resolve
+		// as a Carbon node's do: the hosts file, then DNS.
+		r, err := carbonlb.SystemResolver(logger)
+		if err != nil {
+			ln.Close()
+			if tlsLn != nil {
+				tlsLn.Close()
+			}
+			return err
+		}
+		defer r.Close()
+		scfg.Resolver = r
+	}
 	var collector *metrics.Collector // set before Serve calls OnReload
 	scfg.OnReload = func(err error) {
 		collector.ObserveReload(err)
@@ -314,7 +352,7 @@ func serveFiles(ctx context.Context, o options, logger *slog.Logger, reload <-ch
 		return err
 	}
 	f := s.Front()
-	collector = o.newCollector(f.Balancer(), f.Member())
+	collector = o.newCollector(f.Balancer(), f.Member(), s.Certs())
 	stopAdmin, err := o.startAdmin(adminParts{lb: f.Balancer(), pools: f.Pools(), member: f.Member(),
 		health: f.HealthHandler(), collector: collector}, logger)
 	if err != nil {
@@ -506,12 +544,17 @@ func (o options) checkConfig(logger *slog.Logger) error {
 
 // certStore returns the static mode's certificates, nil without HTTPS.
 func (o options) certStore() (*balancer.CertStore, error) {
-	if len(o.tlsCerts) == 0 && len(o.selfSigned) == 0 {
+	if len(o.tlsCerts) == 0 && len(o.keystores) == 0 && len(o.selfSigned) == 0 {
 		return nil, nil
 	}
 	store := &balancer.CertStore{}
 	for i := range o.tlsCerts {
 		if err := store.AddFiles(o.tlsCerts[i], o.tlsKeys[i]); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range o.keystores {
+		if err := store.AddKeystore(k.Path, k.PasswordFile); err != nil {
 			return nil, err
 		}
 	}
@@ -561,7 +604,7 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		return err
 	}
 	ln = listen.Proxy(ln, o.proxyProtocol)
-	stopAdmin, err := o.startAdmin(adminParts{lb: lb, pools: pools, collector: o.newCollector(lb, nil)}, logger)
+	stopAdmin, err := o.startAdmin(adminParts{lb: lb, pools: pools, collector: o.newCollector(lb, nil, store)}, logger)
 	if err != nil {
 		ln.Close()
 		return err

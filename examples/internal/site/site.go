@@ -27,6 +27,13 @@ type CertFile struct {
 	Cert, Key string
 }
 
+// KeystoreFile is a Java keystore (JKS or PKCS#12, as Carbon's
+// wso2carbon.jks) and the file holding its password
+// (balancer.CertStore.AddKeystore).
+type KeystoreFile struct {
+	Path, PasswordFile string
+}
+
 // Config names a site's files and settings.
 type Config struct {
 	// LBConf is the loadbalancer.conf path: its services' domains become
@@ -51,6 +58,7 @@ type Config struct {
 	// Certs and SelfSigned are the certificates served by SNI on the TLS
 	// listener; SelfSigned names hosts for a generated certificate.
 	Certs      []CertFile
+	Keystores  []KeystoreFile
 	SelfSigned []string
 	// HealthPath, when not empty, turns on active HTTP health checks of
 	// every pool on this path.
@@ -258,6 +266,9 @@ func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, er
 	if cfg.StickyKeyFile == "" && cfg.Sticky != nil && *cfg.Sticky == balancer.StickyInsert {
 		cfg.Logger.Warn("sticky insert cookies are signed with a random key: they survive neither a restart nor another instance of the balancer; give a sticky key file")
 	}
+	if cfg.Axis2 != "" && clusterKey == nil {
+		cfg.Logger.Warn("the cluster's traffic is not encrypted: anyone who reaches the cluster port can join it and announce backends; give a cluster key file")
+	}
 	fc := front.Config{Balancer: bcfg, Listener: ln, TLSListener: tlsLn, StatusPath: cfg.StatusPath,
 		DrainDelay: cfg.DrainDelay, Logger: cfg.Logger}
 	s = &Site{cfg: cfg}
@@ -337,12 +348,17 @@ func fixedAtStart(a, b *membership.Config) []string {
 }
 
 func loadCerts(cfg Config) (*balancer.CertStore, error) {
-	if len(cfg.Certs) == 0 && len(cfg.SelfSigned) == 0 {
-		return nil, errors.New("site: HTTPS needs a certificate: give certificate files or self-signed host names")
+	if len(cfg.Certs) == 0 && len(cfg.Keystores) == 0 && len(cfg.SelfSigned) == 0 {
+		return nil, errors.New("site: HTTPS needs a certificate: give certificate files, keystores or self-signed host names")
 	}
 	store := &balancer.CertStore{CheckInterval: -1} // reloaded on Reload only
 	for _, c := range cfg.Certs {
 		if err := store.AddFiles(c.Cert, c.Key); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range cfg.Keystores {
+		if err := store.AddKeystore(k.Path, k.PasswordFile); err != nil {
 			return nil, err
 		}
 	}
@@ -435,6 +451,10 @@ func (s *Site) Reload() error {
 
 // Front returns the running instance.
 func (s *Site) Front() *front.Front { return s.front }
+
+// Certs returns the certificates served on the TLS listener, nil without
+// one.
+func (s *Site) Certs() *balancer.CertStore { return s.certs }
 
 // Member returns the site's cluster member, nil without Axis2.
 func (s *Site) Member() *membership.Node { return s.front.Member() }
