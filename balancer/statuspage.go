@@ -3,11 +3,11 @@ package balancer
 import (
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"html/template"
 	"time"
 )
 
