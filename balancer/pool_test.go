@@ -7,11 +7,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer/internal/h1"
+	"github.com/carbonlb/carbonlb/balancer/internal/rawtest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -24,125 +24,6 @@ func skipStdClient(t testing.TB) {
 		t.Skip("tests the balancer's own HTTP/1.1 client; in this build requests go through net/http's Transport")
 	}
 }
-
-// rawServer is a backend on 127.0.0.1 that speaks HTTP/1.1 by hand: serve
-// runs for each accepted connection, on its own goroutine, with the
-// connection's index (0 for the first). It records what it read.
-type rawServer struct {
-	ln     net.Listener
-	url    string
-	closed chan int      // the index of each connection the client closed
-	got    chan struct{} // a request was read
-
-	mu    sync.Mutex // protects the fields below
-	conns []net.Conn
-	seen  []string // "index METHOD path body" per request read
-	wg    sync.WaitGroup
-}
-
-func newRawServer(t testing.TB, serve func(s *rawServer, i int, c net.Conn, br *bufio.Reader)) *rawServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{ln: ln, url: "http://" + ln.Addr().String(), closed: make(chan int, 64), got: make(chan struct{}, 64)}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for i := 0; ; i++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.wg.Add(1)
-			s.mu.Unlock()
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				serve(s, i, c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	t.Cleanup(s.crash)
-	return s
-}
-
-// crash closes the listener and every connection, as a killed process
-// would, and waits for the serving goroutines.
-func (s *rawServer) crash() {
-	s.ln.Close()
-	s.mu.Lock()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-// read reads a request and its body on connection i and records it; it
-// reports false, and records the close, when the client closed the
-// connection.
-func (s *rawServer) read(i int, br *bufio.Reader) (*http.Request, bool) {
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		s.closed <- i // EOF, or a reset when unread bytes were left
-		return nil, false
-	}
-	body, _ := io.ReadAll(req.Body)
-	s.mu.Lock()
-	s.seen = append(s.seen, strings.TrimSpace(fmt.Sprintf("%d %s %s %s", i, req.Method, req.URL.Path, body)))
-	s.mu.Unlock()
-	select {
-	case s.got <- struct{}{}:
-	default:
-	}
-	return req, true
-}
-
-// requests returns what the backend read so far.
-func (s *rawServer) requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.seen...)
-}
-
-// waitClosed waits until the client closed connection i.
-func (s *rawServer) waitClosed(t testing.TB, i int) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case j := <-s.closed:
-			if j == i {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("the client did not close backend connection %d within 10 s", i)
-		}
-	}
-}
-
-// answer writes a response whose body is the request's path.
-func answer(c net.Conn, req *http.Request) {
-	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
-}
-
-// serveAll answers every request on a connection with its path.
-func serveAll(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
-	for {
-		req, ok := s.read(i, br)
-		if !ok {
-			return
-		}
-		answer(c, req)
-	}
-}
-
-// evilResponse is a complete response that no request asked for.
-const evilResponse = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nSet-Cookie: JSESSIONID=EVIL\r\n\r\nevil"
 
 // getAll sends GETs for paths, one after the other, and returns for each
 // "status body cookies".
@@ -161,28 +42,28 @@ func getAll(t *testing.T, c *http.Client, base string, paths ...string) []string
 // session cookie: the bytes past the body are never read as the next
 // request's response; the connection is closed.
 func TestPoolOverlongBodyNotReused(t *testing.T) {
-	srv := newRawServer(t, func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
+	srv := rawtest.New(t, func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
 		for n := 0; ; n++ {
-			req, ok := s.read(i, br)
+			req, ok := s.Read(i, br)
 			if !ok {
 				return
 			}
 			if i == 0 && n == 0 {
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlong"+evilResponse)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlong"+rawtest.EvilResponse)
 				continue
 			}
-			answer(c, req)
+			rawtest.Answer(c, req)
 		}
 	})
 	lb := mustNew(t, testConfig(StickyOff))
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.url}})
+	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
 	front, c := newFront(t, lb)
 	got := getAll(t, c, front.URL, "/a", "/b", "/c")
 	if diff := cmp.Diff([]string{"200 long", "200 /b", "200 /c"}, got); diff != "" {
 		t.Errorf("responses (-want +got):\n%s", diff)
 	}
-	srv.waitClosed(t, 0)
-	if diff := cmp.Diff([]string{"0 GET /a", "1 GET /b", "1 GET /c"}, srv.requests()); diff != "" {
+	srv.WaitClosed(t, 0)
+	if diff := cmp.Diff([]string{"0 GET /a", "1 GET /b", "1 GET /c"}, srv.Requests()); diff != "" {
 		t.Errorf("requests the backend read (-want +got):\n%s", diff)
 	}
 	if bs := backendStatus(lb, "b"); bs.Failures != 0 {
@@ -200,22 +81,22 @@ func TestPoolOverlongBodyNotReused(t *testing.T) {
 func TestPoolUnsolicitedResponse(t *testing.T) {
 	skipStdClient(t)
 	poke, sent := make(chan struct{}), make(chan struct{})
-	srv := newRawServer(t, func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
+	srv := rawtest.New(t, func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
 		for n := 0; ; n++ {
-			req, ok := s.read(i, br)
+			req, ok := s.Read(i, br)
 			if !ok {
 				return
 			}
-			answer(c, req)
+			rawtest.Answer(c, req)
 			if i == 0 && n == 0 {
 				<-poke
-				io.WriteString(c, evilResponse)
+				io.WriteString(c, rawtest.EvilResponse)
 				close(sent)
 			}
 		}
 	})
 	lb := mustNew(t, testConfig(StickyOff))
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.url}})
+	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
 	front, c := newFront(t, lb)
 	got := getAll(t, c, front.URL, "/a")
 	close(poke)
@@ -224,8 +105,8 @@ func TestPoolUnsolicitedResponse(t *testing.T) {
 	if diff := cmp.Diff([]string{"200 /a", "200 /b", "200 /c"}, got); diff != "" {
 		t.Errorf("responses (-want +got):\n%s", diff)
 	}
-	srv.waitClosed(t, 0)
-	if diff := cmp.Diff([]string{"0 GET /a", "1 GET /b", "1 GET /c"}, srv.requests()); diff != "" {
+	srv.WaitClosed(t, 0)
+	if diff := cmp.Diff([]string{"0 GET /a", "1 GET /b", "1 GET /c"}, srv.Requests()); diff != "" {
 		t.Errorf("requests the backend read (-want +got):\n%s", diff)
 	}
 }
@@ -234,9 +115,9 @@ func TestPoolUnsolicitedResponse(t *testing.T) {
 // body: the connection is closed, the next request gets its own response,
 // and the backend is not counted down.
 func TestHeadWithBody(t *testing.T) {
-	srv := newRawServer(t, func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
+	srv := rawtest.New(t, func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
 		for {
-			req, ok := s.read(i, br)
+			req, ok := s.Read(i, br)
 			if !ok {
 				return
 			}
@@ -244,11 +125,11 @@ func TestHeadWithBody(t *testing.T) {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
 				continue
 			}
-			answer(c, req)
+			rawtest.Answer(c, req)
 		}
 	})
 	lb := mustNew(t, testConfig(StickyOff))
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.url}})
+	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
 	front, c := newFront(t, lb)
 	resp, err := c.Head(front.URL + "/h")
 	if err != nil {
@@ -262,8 +143,8 @@ func TestHeadWithBody(t *testing.T) {
 	if diff := cmp.Diff([]string{"200 /b", "200 /c"}, got); diff != "" {
 		t.Errorf("responses after the HEAD (-want +got):\n%s", diff)
 	}
-	srv.waitClosed(t, 0)
-	if diff := cmp.Diff([]string{"0 HEAD /h", "1 GET /b", "1 GET /c"}, srv.requests()); diff != "" {
+	srv.WaitClosed(t, 0)
+	if diff := cmp.Diff([]string{"0 HEAD /h", "1 GET /b", "1 GET /c"}, srv.Requests()); diff != "" {
 		t.Errorf("requests the backend read (-want +got):\n%s", diff)
 	}
 	if bs := backendStatus(lb, "b"); bs.Failures != 0 || bs.State != "up" {
@@ -275,21 +156,21 @@ func TestHeadWithBody(t *testing.T) {
 // on which the backend reads a whole POST and closes without answering: the
 // client gets 502, and the backend read the POST once.
 func TestPostNeverReplayedAfterWrite(t *testing.T) {
-	srv := newRawServer(t, func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
+	srv := rawtest.New(t, func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
 		for {
-			req, ok := s.read(i, br)
+			req, ok := s.Read(i, br)
 			if !ok {
 				return
 			}
 			if req.Method == http.MethodPost {
 				return // closes the connection
 			}
-			answer(c, req)
+			rawtest.Answer(c, req)
 		}
 	})
 	cfg := testConfig(StickyOff)
 	lb := mustNew(t, cfg)
-	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.url}})
+	lb.SetBackends("p", []Backend{{ID: "b", URL: srv.URL}})
 	front, c := newFront(t, lb)
 	if got := getAll(t, c, front.URL, "/warm"); got[0] != "200 /warm" {
 		t.Fatalf("first request: %q", got[0])
@@ -302,7 +183,7 @@ func TestPostNeverReplayedAfterWrite(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("POST the backend read and dropped: status %d, want 502", resp.StatusCode)
 	}
-	if diff := cmp.Diff([]string{"0 GET /warm", "0 POST /order item=1&qty=1"}, srv.requests()); diff != "" {
+	if diff := cmp.Diff([]string{"0 GET /warm", "0 POST /order item=1&qty=1"}, srv.Requests()); diff != "" {
 		t.Errorf("requests the backend read (-want +got):\n%s", diff)
 	}
 }
@@ -318,17 +199,17 @@ func TestPostNeverReplayedAfterWrite(t *testing.T) {
 // connection, and then cannot tell that the POST went nowhere.
 func TestRefusedRedialRetriesBufferedPost(t *testing.T) {
 	skipStdClient(t)
-	a := newRawServer(t, serveAll)
-	b := newRawServer(t, serveAll)
+	a := rawtest.New(t, rawtest.ServeAll)
+	b := rawtest.New(t, rawtest.ServeAll)
 	lb := mustNew(t, testConfig(StickyLearn))
-	lb.SetBackends("p", []Backend{{ID: "a", URL: a.url}, {ID: "b", URL: b.url}})
+	lb.SetBackends("p", []Backend{{ID: "a", URL: a.URL}, {ID: "b", URL: b.URL}})
 	const sid = "0331C764C54C18BE926F5E2F468DB0D0"
 	lb.sessions.Pin("p", sid, "a", time.Hour)
 	front, c := newFront(t, lb)
 	if code, _, _, body := get(t, c, front.URL+"/warm", "", "JSESSIONID="+sid); code != 200 || body != "/warm" {
 		t.Fatalf("first request: status %d body %q", code, body)
 	}
-	a.crash()
+	a.Crash()
 	req, _ := http.NewRequest("POST", front.URL+"/services/Order", strings.NewReader("<order id='1'/>"))
 	req.Header.Set("Cookie", "JSESSIONID="+sid)
 	resp, err := c.Do(req)
@@ -340,10 +221,10 @@ func TestRefusedRedialRetriesBufferedPost(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "/services/Order" {
 		t.Errorf("POST after A crashed: status %d body %q, want 200 from B", resp.StatusCode, body)
 	}
-	if diff := cmp.Diff([]string{"0 GET /warm"}, a.requests()); diff != "" {
+	if diff := cmp.Diff([]string{"0 GET /warm"}, a.Requests()); diff != "" {
 		t.Errorf("requests A read (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"0 POST /services/Order <order id='1'/>"}, b.requests()); diff != "" {
+	if diff := cmp.Diff([]string{"0 POST /services/Order <order id='1'/>"}, b.Requests()); diff != "" {
 		t.Errorf("requests B read (-want +got):\n%s", diff)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carbonlb/carbonlb/balancer/internal/rawtest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -56,16 +57,16 @@ func replayableRequest(ctx context.Context, method, url, body string) *http.Requ
 // its fallback's, and that timeouts and cancellation stay visible through
 // them.
 func TestErrorClassification(t *testing.T) {
-	closeAfterRequest := func(s *rawServer, i int, c net.Conn, br *bufio.Reader) { s.read(i, br) }
-	reply := func(raw string) func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
-		return func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
-			if _, ok := s.read(i, br); ok {
+	closeAfterRequest := func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) { s.Read(i, br) }
+	reply := func(raw string) func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
+		return func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
+			if _, ok := s.Read(i, br); ok {
 				io.WriteString(c, raw)
 			}
 		}
 	}
-	stall := func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
-		s.read(i, br)
+	stall := func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
+		s.Read(i, br)
 		br.ReadByte() // until the client closes
 	}
 	type outcome struct {
@@ -73,7 +74,7 @@ func TestErrorClassification(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		serve    func(s *rawServer, i int, c net.Conn, br *bufio.Reader) // nil: nothing listens
+		serve    func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) // nil: nothing listens
 		method   string
 		fallback bool // a body of unknown length: net/http's Transport
 		readTO   time.Duration
@@ -95,11 +96,11 @@ func TestErrorClassification(t *testing.T) {
 			if !tc.fallback && !strings.Contains(tc.name, "refused") {
 				skipStdClient(t)
 			}
-			url := deadURL(t)
-			var srv *rawServer
+			url := rawtest.DeadURL(t)
+			var srv *rawtest.Server
 			if tc.serve != nil {
-				srv = newRawServer(t, tc.serve)
-				url = srv.url
+				srv = rawtest.New(t, tc.serve)
+				url = srv.URL
 			}
 			tr := newTestTransport(t, nil, tc.readTO)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -112,7 +113,7 @@ func TestErrorClassification(t *testing.T) {
 			}
 			if tc.cancel {
 				go func() {
-					<-srv.got
+					<-srv.Got
 					cancel()
 				}()
 			}
@@ -156,16 +157,16 @@ func TestRewriteRules(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			idleClosed := make(chan struct{})
-			srv := newRawServer(t, func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
+			srv := rawtest.New(t, func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
 				for n := 0; ; n++ {
-					req, ok := s.read(i, br)
+					req, ok := s.Read(i, br)
 					if !ok {
 						return
 					}
 					if i == 0 && n == 1 {
 						return
 					}
-					answer(c, req)
+					rawtest.Answer(c, req)
 					if i == 0 && !tc.dropOnConn {
 						c.(*net.TCPConn).CloseWrite()
 						close(idleClosed)
@@ -173,7 +174,7 @@ func TestRewriteRules(t *testing.T) {
 				}
 			})
 			tr := newTestTransport(t, nil, 0)
-			resp, err := tr.RoundTrip(replayableRequest(context.Background(), "GET", srv.url+"/warm", ""))
+			resp, err := tr.RoundTrip(replayableRequest(context.Background(), "GET", srv.URL+"/warm", ""))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +183,7 @@ func TestRewriteRules(t *testing.T) {
 			if !tc.dropOnConn {
 				<-idleClosed
 			}
-			resp, err = tr.RoundTrip(replayableRequest(context.Background(), tc.method, srv.url+"/x", "body"))
+			resp, err = tr.RoundTrip(replayableRequest(context.Background(), tc.method, srv.URL+"/x", "body"))
 			if (err == nil) != tc.wantOK {
 				t.Errorf("second request: error %v, want success %v", err, tc.wantOK)
 			}
@@ -191,7 +192,7 @@ func TestRewriteRules(t *testing.T) {
 			} else if RequestNotSent(err) || ResponseStarted(err) {
 				t.Errorf("error %q: RequestNotSent %v, ResponseStarted %v; want both false", err, RequestNotSent(err), ResponseStarted(err))
 			}
-			if diff := cmp.Diff(tc.wantSeen, srv.requests()); diff != "" {
+			if diff := cmp.Diff(tc.wantSeen, srv.Requests()); diff != "" {
 				t.Errorf("requests the backend read (-want +got):\n%s", diff)
 			}
 		})

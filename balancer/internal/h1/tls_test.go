@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/carbonlb/carbonlb/balancer/internal/rawtest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -24,26 +25,26 @@ func TestPoolTLSExtraBytes(t *testing.T) {
 		send func(c net.Conn, poke <-chan struct{})
 	}{
 		{"same write", func(c net.Conn, _ <-chan struct{}) {
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlong"+evilResponse)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlong"+rawtest.EvilResponse)
 		}},
 		{"large body, same write", func(c net.Conn, _ <-chan struct{}) {
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s%s", len(big), big, evilResponse+big)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s%s", len(big), big, rawtest.EvilResponse+big)
 		}},
 		{"separate records", func(c net.Conn, _ <-chan struct{}) {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big)
-			io.WriteString(c, evilResponse+big)
+			io.WriteString(c, rawtest.EvilResponse+big)
 		}},
 		{"later", func(c net.Conn, poke <-chan struct{}) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlong")
 			<-poke
-			io.WriteString(c, evilResponse)
+			io.WriteString(c, rawtest.EvilResponse)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			poke, sent := make(chan struct{}), make(chan struct{})
-			srv, clientTLS := newRawTLSServer(t, func(s *rawServer, i int, c net.Conn, br *bufio.Reader) {
+			srv, clientTLS := rawtest.NewTLS(t, func(s *rawtest.Server, i int, c net.Conn, br *bufio.Reader) {
 				for n := 0; ; n++ {
-					req, ok := s.read(i, br)
+					req, ok := s.Read(i, br)
 					if !ok {
 						return
 					}
@@ -52,7 +53,7 @@ func TestPoolTLSExtraBytes(t *testing.T) {
 						close(sent)
 						continue
 					}
-					answer(c, req)
+					rawtest.Answer(c, req)
 				}
 			})
 			tr := newTestTransport(t, clientTLS, 0)
@@ -62,7 +63,7 @@ func TestPoolTLSExtraBytes(t *testing.T) {
 					close(poke)
 					<-sent
 				}
-				resp, err := tr.RoundTrip(replayableRequest(context.Background(), "GET", srv.url+path, ""))
+				resp, err := tr.RoundTrip(replayableRequest(context.Background(), "GET", srv.URL+path, ""))
 				if err != nil {
 					t.Fatalf("GET %s: %v", path, err)
 				}
@@ -83,7 +84,7 @@ func TestPoolTLSExtraBytes(t *testing.T) {
 			if diff := cmp.Diff([]string{first, "/b ", "/c "}, got); diff != "" {
 				t.Errorf("responses (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff([]string{"0 GET /a", "1 GET /b", "1 GET /c"}, srv.requests()); diff != "" {
+			if diff := cmp.Diff([]string{"0 GET /a", "1 GET /b", "1 GET /c"}, srv.Requests()); diff != "" {
 				t.Errorf("requests the backend read (-want +got):\n%s", diff)
 			}
 		})
