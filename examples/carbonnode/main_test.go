@@ -18,7 +18,7 @@ import (
 	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/carbonconf"
-	"github.com/carbonlb/carbonlb/examples/internal/cli"
+	"github.com/carbonlb/carbonlb/examples/internal/cli/clitest"
 	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 	"github.com/carbonlb/carbonlb/membership"
@@ -301,33 +301,14 @@ func TestBadInput(t *testing.T) {
 // TestUsageExitCodes runs carbonnode's command line to its exit status:
 // usage errors are said once and exit 2, a node that cannot start exits 1.
 func TestUsageExitCodes(t *testing.T) {
-	for _, tc := range []struct {
-		args   []string
-		code   int
-		stdout string // a substring of stdout
-		stderr string // said exactly once on stderr
-	}{
-		{[]string{"-h"}, 0, "", "Exit status:"},
-		{[]string{"-version"}, 0, "carbonnode ", ""},
-		{[]string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
-		{nil, 2, "", "either -home or -sidecar is required"},
-		{[]string{"-sidecar", "http://127.0.0.1:1"}, 2, "", "needs -domain"},
-		{[]string{"-home", t.TempDir(), "extra"}, 2, "", `unexpected argument "extra"`},
-		{[]string{"-home", t.TempDir(), "-log-format", "xml"}, 2, "", `-log-format "xml"`},
-		{[]string{"-home", filepath.Join(t.TempDir(), "nowhere")}, 1, "", "no Carbon configuration files"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := cli.Exit("carbonnode", &stderr, run(t.Context(), tc.args, &stdout, &stderr))
-			if code != tc.code {
-				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tc.code, &stderr)
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout %q lacks %q", &stdout, tc.stdout)
-			}
-			if n := strings.Count(stderr.String(), tc.stderr); tc.stderr != "" && n != 1 {
-				t.Errorf("stderr says %q %d times, want once:\n%s", tc.stderr, n, &stderr)
-			}
-		})
-	}
+	clitest.Usage(t, "carbonnode", run, []clitest.Case{
+		{Args: []string{"-h"}, Code: 0, Stdout: "", Stderr: "Exit status:"},
+		{Args: []string{"-version"}, Code: 0, Stdout: "carbonnode ", Stderr: ""},
+		{Args: []string{"-nope"}, Code: 2, Stdout: "", Stderr: "flag provided but not defined: -nope"},
+		{Args: nil, Code: 2, Stdout: "", Stderr: "either -home or -sidecar is required"},
+		{Args: []string{"-sidecar", "http://127.0.0.1:1"}, Code: 2, Stdout: "", Stderr: "needs -domain"},
+		{Args: []string{"-home", t.TempDir(), "extra"}, Code: 2, Stdout: "", Stderr: `unexpected argument "extra"`},
+		{Args: []string{"-home", t.TempDir(), "-log-format", "xml"}, Code: 2, Stdout: "", Stderr: `-log-format "xml"`},
+		{Args: []string{"-home", filepath.Join(t.TempDir(), "nowhere")}, Code: 1, Stdout: "", Stderr: "no Carbon configuration files"},
+	})
 }

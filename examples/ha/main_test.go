@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carbonlb/carbonlb/examples/internal/cli"
+	"github.com/carbonlb/carbonlb/examples/internal/cli/clitest"
 	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 )
@@ -51,36 +51,17 @@ func TestUsageExitCodes(t *testing.T) {
 	if err := os.WriteFile(short, []byte("abcd"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		args   []string
-		code   int
-		stdout string // a substring of stdout
-		stderr string // said exactly once on stderr
-	}{
-		{[]string{"-h"}, 0, "", "Exit status:"},
-		{[]string{"-version"}, 0, "ha ", ""},
-		{[]string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
-		{[]string{"extra"}, 2, "", `ha: unexpected argument "extra"`},
-		{[]string{"-sticky-key-file", short}, 2, "", "want at least 16"},
-		{[]string{"-sticky-key-file", filepath.Join(t.TempDir(), "absent")}, 1, "", "no such file"},
-		{[]string{"-check-interval", "0s"}, 2, "", "-check-interval must be positive"},
-		{[]string{"-log-level", "loud"}, 2, "", `-log-level "loud"`},
-		{[]string{"-sticky-key", "00112233445566778899aabbccddeeff"}, 2, "", "flag provided but not defined: -sticky-key"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := cli.Exit("ha", &stderr, run(t.Context(), tc.args, &stdout, &stderr))
-			if code != tc.code {
-				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tc.code, &stderr)
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout %q lacks %q", &stdout, tc.stdout)
-			}
-			if n := strings.Count(stderr.String(), tc.stderr); tc.stderr != "" && n != 1 {
-				t.Errorf("stderr says %q %d times, want once:\n%s", tc.stderr, n, &stderr)
-			}
-		})
-	}
+	clitest.Usage(t, "ha", run, []clitest.Case{
+		{Args: []string{"-h"}, Code: 0, Stdout: "", Stderr: "Exit status:"},
+		{Args: []string{"-version"}, Code: 0, Stdout: "ha ", Stderr: ""},
+		{Args: []string{"-nope"}, Code: 2, Stdout: "", Stderr: "flag provided but not defined: -nope"},
+		{Args: []string{"extra"}, Code: 2, Stdout: "", Stderr: `ha: unexpected argument "extra"`},
+		{Args: []string{"-sticky-key-file", short}, Code: 2, Stdout: "", Stderr: "want at least 16"},
+		{Args: []string{"-sticky-key-file", filepath.Join(t.TempDir(), "absent")}, Code: 1, Stdout: "", Stderr: "no such file"},
+		{Args: []string{"-check-interval", "0s"}, Code: 2, Stdout: "", Stderr: "-check-interval must be positive"},
+		{Args: []string{"-log-level", "loud"}, Code: 2, Stdout: "", Stderr: `-log-level "loud"`},
+		{Args: []string{"-sticky-key", "00112233445566778899aabbccddeeff"}, Code: 2, Stdout: "", Stderr: "flag provided but not defined: -sticky-key"},
+	})
 }
 
 // TestInstanceLostUnderLoad stops each instance in turn under the load of

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/carbonlb/carbonlb/balancer"
-	"github.com/carbonlb/carbonlb/examples/internal/cli"
+	"github.com/carbonlb/carbonlb/examples/internal/cli/clitest"
 	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
 )
@@ -80,33 +80,14 @@ func TestRunOnce(t *testing.T) {
 // TestUsageExitCodes runs quickstart's command line to its exit status:
 // usage errors are said once and exit 2.
 func TestUsageExitCodes(t *testing.T) {
-	for _, tc := range []struct {
-		args   []string
-		code   int
-		stdout string // a substring of stdout
-		stderr string // said exactly once on stderr
-	}{
-		{[]string{"-h"}, 0, "", "Exit status:"},
-		{[]string{"-version"}, 0, "quickstart ", ""},
-		{[]string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
-		{[]string{"extra"}, 2, "", `quickstart: unexpected argument "extra"`},
-		{[]string{"-log-level", "loud"}, 2, "", `-log-level "loud"`},
-		{[]string{"-log", "debug"}, 2, "", "flag provided but not defined: -log"},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := cli.Exit("quickstart", &stderr, run(t.Context(), tc.args, &stdout, &stderr))
-			if code != tc.code {
-				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tc.code, &stderr)
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout %q lacks %q", &stdout, tc.stdout)
-			}
-			if n := strings.Count(stderr.String(), tc.stderr); tc.stderr != "" && n != 1 {
-				t.Errorf("stderr says %q %d times, want once:\n%s", tc.stderr, n, &stderr)
-			}
-		})
-	}
+	clitest.Usage(t, "quickstart", run, []clitest.Case{
+		{Args: []string{"-h"}, Code: 0, Stdout: "", Stderr: "Exit status:"},
+		{Args: []string{"-version"}, Code: 0, Stdout: "quickstart ", Stderr: ""},
+		{Args: []string{"-nope"}, Code: 2, Stdout: "", Stderr: "flag provided but not defined: -nope"},
+		{Args: []string{"extra"}, Code: 2, Stdout: "", Stderr: `quickstart: unexpected argument "extra"`},
+		{Args: []string{"-log-level", "loud"}, Code: 2, Stdout: "", Stderr: `-log-level "loud"`},
+		{Args: []string{"-log", "debug"}, Code: 2, Stdout: "", Stderr: "flag provided but not defined: -log"},
+	})
 }
 
 // users opens n sessions on host and returns them with the node each
