@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -74,6 +75,9 @@ func loadKeystoreEntry(path, passwordFile string) (certEntry, error) {
 // jksCertificates returns the private-key entries of a JKS keystore, in
 // alias order.
 func jksCertificates(data, pw []byte) ([]*tls.Certificate, error) {
+	if err := checkJKS(data); err != nil {
+		return nil, err
+	}
 	ks := keystore.New()
 	if err := ks.Load(bytes.NewReader(data), pw); err != nil {
 		return nil, err
@@ -104,6 +108,82 @@ func jksCertificates(data, pw []byte) ([]*tls.Certificate, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// checkJKS walks the framing of a JKS keystore and refuses one whose
+// lengths or counts exceed the bytes it has: the decoder allocates what a
+// length field says before reading, so a corrupt or hostile file could
+// otherwise make it allocate gigabytes.
+func checkJKS(data []byte) error {
+	r := jksReader{b: data}
+	if r.u32() != binary.BigEndian.Uint32(jksMagic) {
+		return errors.New("not a JKS keystore")
+	}
+	version := r.u32()
+	if version != 1 && version != 2 {
+		return fmt.Errorf("JKS version %d: want 1 or 2", version)
+	}
+	cert := func() {
+		if version == 2 {
+			r.skip(int(r.u16())) // the certificate type
+		}
+		r.skip(int(r.u32()))
+	}
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		tag := r.u32()
+		r.skip(int(r.u16())) // alias
+		r.skip(8)            // creation time
+		switch tag {
+		case 1: // private key
+			r.skip(int(r.u32()))
+			certs := r.u32()
+			if uint64(certs)*4 > uint64(len(r.b)) {
+				return errors.New("JKS: certificate count larger than the file")
+			}
+			for ; certs > 0 && r.err == nil; certs-- {
+				cert()
+			}
+		case 2: // trusted certificate
+			cert()
+		default:
+			return fmt.Errorf("JKS: unknown entry tag %d", tag)
+		}
+	}
+	r.skip(20) // the SHA-1 digest
+	return r.err
+}
+
+// jksReader reads the big-endian framing of a JKS keystore; after the
+// first read past the end, err is set and every read returns 0.
+type jksReader struct {
+	b   []byte
+	err error
+}
+
+func (r *jksReader) take(n int) []byte {
+	if r.err != nil || n < 0 || n > len(r.b) {
+		r.err = errors.New("JKS: a length runs past the end of the file")
+		return nil
+	}
+	p := r.b[:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *jksReader) skip(n int) { r.take(n) }
+
+func (r *jksReader) u16() uint16 {
+	if p := r.take(2); p != nil {
+		return binary.BigEndian.Uint16(p)
+	}
+	return 0
+}
+
+func (r *jksReader) u32() uint32 {
+	if p := r.take(4); p != nil {
+		return binary.BigEndian.Uint32(p)
+	}
+	return 0
 }
 
 // pkcs12Certificates returns the key and chain of a PKCS#12 keystore.

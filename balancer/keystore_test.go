@@ -137,3 +137,30 @@ func TestKeystorePKCS12(t *testing.T) {
 		t.Error("garbage accepted as a keystore")
 	}
 }
+
+// FuzzKeystore: arbitrary bytes as a JKS or PKCS#12 keystore give an error
+// or certificates whose keys match, never a panic. Seeded with keytool's
+// files.
+func FuzzKeystore(f *testing.F) {
+	for _, name := range []string{"testdata/keystores/wso2carbon.jks", "testdata/keystores/wso2carbon.p12"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(append([]byte(nil), jksMagic...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, read := range []func([]byte, []byte) ([]*tls.Certificate, error){jksCertificates, pkcs12Certificates} {
+			certs, err := read(data, []byte("wso2carbon"))
+			if err != nil {
+				continue
+			}
+			for _, c := range certs {
+				if c.Leaf == nil || len(c.Certificate) == 0 || c.PrivateKey == nil {
+					t.Errorf("incomplete certificate %+v", c)
+				}
+			}
+		}
+	})
+}

@@ -99,3 +99,25 @@ func TestParseTenants(t *testing.T) {
 		t.Error("TenantFunc")
 	}
 }
+
+// FuzzParseTenants: a tenant file never panics the reader, and what it
+// accepts holds lower-case domains with positive ids.
+func FuzzParseTenants(f *testing.F) {
+	for _, s := range []string{"a.com 1\n# c\n\nB.com\t22\n", "a.com 0", "a.com 1\na.com 2", "x", "a/b 3", "\xff 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseTenants("t", strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		for d, id := range got.Domains {
+			if d != strings.ToLower(d) || id <= 0 || d == "" {
+				t.Errorf("%q: domain %q id %d", s, d, id)
+			}
+			if n, ok := got.Tenant("", "/t/"+d+"/x"); !ok || n != id {
+				t.Errorf("%q: %q does not resolve to %d", s, d, id)
+			}
+		}
+	})
+}
