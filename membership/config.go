@@ -133,8 +133,27 @@ type Config struct {
 	// dialled) is logged at Debug instead. The first line comes one
 	// interval after the first such packet; Close logs what is pending. Zero
 	// means 10s. A negative value turns the counting off: memberlist's lines
-	// are logged one by one.
+	// are logged one by one. The same interval paces the line that counts
+	// the packets memberlist dropped because its handler queue was full
+	// (Health.HandlerQueueDropped), which it also logs one per packet.
 	ForeignLogInterval time.Duration
+
+	// Messages, when set, makes the node a message peer: it receives what
+	// other message peers send with Node.Broadcast, and answers
+	// Node.RequestState, through the handler's methods (see
+	// MessageHandler for when they are called). The node advertises it in
+	// its metadata (Member.Messages), so that the others send it messages.
+	// Nil means the node takes no messages: Broadcast and RequestState
+	// return ErrNoMessages, and what other nodes send it is dropped.
+	Messages MessageHandler
+
+	// MessageQueue bounds, in bytes, the messages Broadcast holds before
+	// they go out, those being sent included; each message counts its
+	// length plus one or two bytes of framing. A Broadcast that would pass
+	// it is refused with ErrMessageQueueFull. Zero means 1 MiB, enough for
+	// about a second of 1,000 messages of 1 KiB each when the network
+	// stalls.
+	MessageQueue int
 
 	// Transport, when set, is called instead of opening UDP and TCP sockets,
 	// with the bind address and each port tried; an error wrapping
@@ -259,6 +278,7 @@ func DefaultConfig(domain string) Config {
 		JoinParallel:       8,                      // eight addresses of a range at once
 		EventBuffer:        1024,                   // events a slow subscriber may lag behind
 		ForeignLogInterval: 10 * time.Second,       // one line per source of unreadable packets every 10s
+		MessageQueue:       1 << 20,                // 1 MiB of Broadcast messages waiting to go out
 	}
 }
 
@@ -370,6 +390,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ForeignLogInterval == 0 {
 		c.ForeignLogInterval = def.ForeignLogInterval
+	}
+	if c.MessageQueue < 0 {
+		return bad("MessageQueue", "%d is negative", c.MessageQueue)
+	}
+	if c.MessageQueue == 0 {
+		c.MessageQueue = def.MessageQueue
 	}
 	if c.Resolve == nil {
 		c.Resolve = defaultLookup

@@ -19,9 +19,16 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return d.n.meta
 }
 
-// NotifyMsg records leave notices.
+// NotifyMsg records leave notices and hands the node's other user
+// messages, application messages and state transfers, to the messenger,
+// which drops and counts what it cannot read. memberlist calls it from its
+// packet handler and from the goroutine of each stream, concurrently.
 func (d *delegate) NotifyMsg(b []byte) {
-	if len(b) < 2 || b[0] != leaveNotice {
+	if len(b) == 0 || b[0] != leaveNotice {
+		d.n.msgs.receive(b)
+		return
+	}
+	if len(b) < 2 {
 		return
 	}
 	d.n.mu.Lock()

@@ -57,6 +57,33 @@
 // PropBackendServerURL and PropMgtConsoleURL. The properties, domain and
 // sub-domain share memberlist's 512-byte metadata limit (MaxMetaSize).
 //
+// # Application messages
+//
+// Nodes whose Config.Messages is set are message peers (Member.Messages,
+// Node.MessagePeers). membership carries their messages without reading
+// them, for a program that keeps some state in step between its instances
+// — a load balancer's learned sessions, say:
+//
+//	cfg.Messages = handler // a MessageHandler
+//	node, err := membership.Join(ctx, cfg)
+//	…
+//	err = node.Broadcast(msg) // to every other message peer, best effort
+//	err = node.RequestState(ctx, peer.Name) // peer's State reaches handler.MergeState
+//
+// Broadcast queues a message of up to MaxMessageSize bytes and never
+// blocks: a message goes to each peer at once when the node is not already
+// sending, and those queued meanwhile go together packed in UDP datagrams;
+// a full queue (Config.MessageQueue) sheds them with
+// ErrMessageQueueFull. A datagram lost is lost; a node that missed some,
+// or just joined, catches up with RequestState, which fetches another
+// peer's state in pieces of up to MaxStatePiece bytes over streams, with
+// flow control, and hands them to MergeState in order. HandleMessage and
+// MergeState are never called concurrently. Messages travel like the
+// rest of the node's traffic, labelled with the domain and encrypted with
+// SecretKey when it is set; without a key, anyone who can reach the port
+// can send messages in a member's name. What does not parse, or does not
+// come from a message peer, is dropped and counted in Health.
+//
 // # Tests
 //
 // Package membertest is an in-memory network: a test runs a 50-node cluster

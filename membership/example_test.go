@@ -71,3 +71,55 @@ func ExampleMember_Pool() {
 	fmt.Println(m.Pool())
 	// Output: wso2.esb.domain/worker
 }
+
+// printer is a MessageHandler that passes on the messages it receives and
+// offers one piece of state.
+type printer struct{ got chan string }
+
+func (p printer) HandleMessage(from string, msg []byte) { p.got <- string(msg) }
+func (p printer) State(emit func(piece []byte) bool)    { emit([]byte("sessions: 42")) }
+func (p printer) MergeState(from string, piece []byte)  { p.got <- "state " + string(piece) }
+
+// Two message peers on 127.0.0.1: one broadcasts a message to the other,
+// which then fetches its state.
+func ExampleNode_Broadcast() {
+	start := func(h printer, wka ...string) *membership.Node {
+		cfg := membership.DefaultLocalConfig("wso2.esb.domain")
+		cfg.WKA = wka
+		cfg.Messages = h
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		n, err := membership.Join(context.Background(), cfg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return n
+	}
+	a := start(printer{got: make(chan string, 1)})
+	defer a.Close()
+	b := printer{got: make(chan string, 1)}
+	bn := start(b, a.Addr().String())
+	defer bn.Close()
+
+	// Wait until a counts b among its message peers.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a.Watch(ctx, func(e membership.Event) {
+		if e.Member.Name == bn.Name() && e.Member.Messages {
+			cancel()
+		}
+	})
+	if err := a.Broadcast([]byte("session abc is on backend 2")); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-b.got)
+
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bn.RequestState(ctx, a.Name()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-b.got)
+	// Output:
+	// session abc is on backend 2
+	// state sessions: 42
+}

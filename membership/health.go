@@ -31,6 +31,40 @@ type Health struct {
 	// DroppedEvents is the number of events dropped for Watch subscribers
 	// that fell behind.
 	DroppedEvents int64
+	// HandlerQueueDropped is the number of packets memberlist dropped
+	// unread because its handler queue was full (its HandoffQueueDepth,
+	// 1024 packets): gossip or message datagrams came faster than the node
+	// handled them. They are logged at Warn once per
+	// Config.ForeignLogInterval.
+	HandlerQueueDropped int64
+
+	// The counters of application messages (Config.Messages); for a node
+	// without them, all stay zero but MessagesDropped and
+	// StateRequestsRefused.
+
+	// MessagesSent is the number of Broadcast messages the node sent out,
+	// each counted once whatever the number of peers it went to; messages
+	// flushed while the node had no message peer are not counted.
+	MessagesSent int64
+	// MessagesReceived is the number of messages handed to
+	// MessageHandler.HandleMessage.
+	MessagesReceived int64
+	// MessagesShed is the number of Broadcast calls refused with
+	// ErrMessageQueueFull.
+	MessagesShed int64
+	// MessagesDropped is the number of user messages — a datagram of
+	// Broadcast messages, or one message of a state transfer — the node
+	// dropped unread: one that does not parse, of an unknown type, from a
+	// node that is not a message peer (or to a node that is not one), or
+	// that belongs to no request or answer in progress (a late answer to a
+	// request that ended, say).
+	MessagesDropped int64
+	// StateRequestsServed is the number of RequestState calls of other
+	// members this node answered in full, and StateRequestsRefused the
+	// number it refused (two answers were already running, or the node
+	// takes no messages) or cut short (the requester gave up or stopped
+	// acknowledging, a piece was too large, Close).
+	StateRequestsServed, StateRequestsRefused int64
 }
 
 // Health returns the node's current figures.
@@ -43,6 +77,14 @@ func (n *Node) Health() Health {
 		DroppedEvents:  n.hub.droppedEvents(),
 		Port:           int(n.addr.Port()),
 		ConfiguredPort: n.cfg.Port,
+
+		HandlerQueueDropped:  n.overflow.total.Load(),
+		MessagesSent:         n.msgs.sent.Load(),
+		MessagesReceived:     n.msgs.received.Load(),
+		MessagesShed:         n.msgs.shed.Load(),
+		MessagesDropped:      n.msgs.dropped.Load(),
+		StateRequestsServed:  n.msgs.served.Load(),
+		StateRequestsRefused: n.msgs.refused.Load(),
 	}
 	if r := n.resolved.Load(); r != nil && r.from == n.wka.Load() {
 		h.WKA = len(r.addrs)

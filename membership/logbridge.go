@@ -23,6 +23,8 @@ import (
 // comes from the address of a member, or of one that left or failed within
 // Timing.GossipToTheDeadTime, its line is logged at Debug, not counted
 // (from any other address, a port scan say, it is counted as foreign).
+// Lines about packets dropped because memberlist's handler queue was full
+// go to the node's overflowLog.
 type logBridge struct {
 	l       *slog.Logger
 	closed  *atomic.Bool         // nil: never closed
@@ -52,6 +54,11 @@ func (b *logBridge) Write(p []byte) (int, error) {
 		}
 	}
 	msg = strings.TrimPrefix(msg, "memberlist: ")
+	if level > slog.LevelDebug && strings.HasPrefix(msg, handlerQueueFullLine) {
+		if n := b.node.Load(); n != nil && n.overflow.add(msg) {
+			return len(p), nil
+		}
+	}
 	if level > slog.LevelDebug && strings.HasPrefix(msg, emptyStreamLine) {
 		if n := b.node.Load(); n != nil && n.memberEmptyStream(msg[len(emptyStreamLine):]) {
 			level = slog.LevelDebug

@@ -83,6 +83,10 @@ type Member struct {
 	Addr       netip.AddrPort    // the address cluster messages reach the node at
 	Properties map[string]string // advertised properties; see the Prop constants. Never nil.
 	State      State
+	// Messages reports that the member takes application messages: its
+	// Config.Messages is set, so it receives Node.Broadcast and answers
+	// Node.RequestState.
+	Messages bool
 }
 
 // Pool returns "domain/subDomain", the name a load balancer gives the pool
@@ -103,10 +107,18 @@ type meta struct {
 	// that the others can tell a departure from a failure: memberlist
 	// reports both through NotifyLeave with the last metadata.
 	Leaving bool
+	// Messages is set when the node takes application messages
+	// (Config.Messages).
+	Messages bool
 }
 
-// metaLeaving is the flag bit of meta.Leaving.
-const metaLeaving = 1
+// The flag bits of the metadata's flags byte.
+const (
+	metaLeaving  = 1 // meta.Leaving
+	metaMessages = 2 // meta.Messages
+
+	metaFlags = metaLeaving | metaMessages // every known bit
+)
 
 // metaVersion is the first byte of encoded metadata.
 const metaVersion = 1
@@ -119,6 +131,9 @@ func (m meta) encode() ([]byte, error) {
 	var flags byte
 	if m.Leaving {
 		flags |= metaLeaving
+	}
+	if m.Messages {
+		flags |= metaMessages
 	}
 	b := []byte{metaVersion, flags}
 	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
@@ -147,10 +162,11 @@ func decodeMeta(b []byte) (meta, error) {
 	if len(b) < 2 {
 		return m, errors.New("membership: metadata truncated in flags")
 	}
-	if b[1]&^metaLeaving != 0 {
+	if b[1]&^metaFlags != 0 {
 		return m, fmt.Errorf("membership: unknown metadata flags %#x", b[1])
 	}
 	m.Leaving = b[1]&metaLeaving != 0
+	m.Messages = b[1]&metaMessages != 0
 	b = b[2:]
 	var err error
 	str := func(what string) string {
@@ -194,7 +210,7 @@ func decodeMeta(b []byte) (meta, error) {
 // names domain. It allocates nothing: memberlist asks for every alive message
 // it receives, duplicates included, with its node lock held.
 func metaDomainIs(b []byte, domain string) bool {
-	if len(b) < 2 || b[0] != metaVersion || b[1]&^metaLeaving != 0 {
+	if len(b) < 2 || b[0] != metaVersion || b[1]&^metaFlags != 0 {
 		return false
 	}
 	n, k := binary.Uvarint(b[2:])
@@ -220,6 +236,7 @@ func memberOf(n *memberlist.Node, st State) (Member, meta, bool) {
 		Addr:       netip.AddrPortFrom(addr.Unmap(), n.Port),
 		Properties: md.Properties,
 		State:      st,
+		Messages:   md.Messages,
 	}, md, true
 }
 

@@ -35,6 +35,8 @@ type Node struct {
 	sent     atomic.Int64  // packets memberlist sent with room for broadcasts (see delegate.GetBroadcasts)
 	gossip   chan struct{} // buffered 1: sent grew, or a member left or failed
 	drops    *foreignLog   // counts memberlist's lines about unreadable packets; nil when turned off
+	overflow *overflowLog  // counts memberlist's lines about packets its full handler queue dropped
+	msgs     *messenger    // application messages: Broadcast, RequestState
 
 	mu       sync.Mutex // protects meta, props, leaving, departed and gone
 	meta     []byte
@@ -79,7 +81,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	md := meta{Domain: cfg.Domain, SubDomain: cfg.SubDomain, Properties: cfg.Properties}
+	md := meta{Domain: cfg.Domain, SubDomain: cfg.SubDomain, Properties: cfg.Properties, Messages: cfg.Messages != nil}
 	encoded, err := md.encode()
 	if err != nil {
 		return nil, &ConfigError{Field: "Properties", Err: err}
@@ -117,6 +119,8 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		meta:   encoded,
 		props:  cfg.Properties,
 		done:   make(chan struct{}),
+
+		overflow: &overflowLog{l: cfg.Logger, interval: cfg.ForeignLogInterval},
 	}
 	n.wka.Store(&wka)
 	if n.props == nil {
@@ -144,6 +148,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if n.name == "" {
 		n.name = n.addr.String()
 	}
+	n.msgs = newMessenger(n)
 
 	mc := memberlist.DefaultLANConfig()
 	cfg.Timing.apply(mc)
@@ -173,6 +178,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	n.ml, err = memberlist.Create(mc)
 	if err != nil {
 		tr.Shutdown()
+		n.msgs.wait()
 		n.stopForeignLog()
 		return nil, fmt.Errorf("membership: start %s: %w", n.name, err)
 	}
@@ -186,10 +192,12 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	joined := n.tryJoin(ctx, n.keepResolved(list, addrs))
 	if err := ctx.Err(); err != nil {
 		n.shutdown()
+		n.msgs.wait()
 		n.hub.close()
 		n.stopForeignLog()
 		return nil, err
 	}
+	n.msgs.start()
 	loopCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go n.run(loopCtx, len(joined) > 0)
@@ -208,7 +216,7 @@ func (n *Node) Local() Member {
 	n.mu.Lock()
 	props := maps.Clone(n.props)
 	n.mu.Unlock()
-	return Member{Name: n.name, Domain: n.cfg.Domain, SubDomain: n.cfg.SubDomain, Addr: n.addr, Properties: props, State: StateAlive}
+	return Member{Name: n.name, Domain: n.cfg.Domain, SubDomain: n.cfg.SubDomain, Addr: n.addr, Properties: props, State: StateAlive, Messages: n.cfg.Messages != nil}
 }
 
 // Members returns the members this node believes alive, self included,
@@ -245,7 +253,7 @@ func (n *Node) SetProperties(p map[string]string) error {
 	if props == nil {
 		props = map[string]string{}
 	}
-	b, err := meta{Domain: n.cfg.Domain, SubDomain: n.cfg.SubDomain, Properties: props}.encode()
+	b, err := meta{Domain: n.cfg.Domain, SubDomain: n.cfg.SubDomain, Properties: props, Messages: n.cfg.Messages != nil}.encode()
 	if err != nil {
 		return err
 	}
@@ -267,16 +275,21 @@ func (n *Node) SetProperties(p map[string]string) error {
 // waits that long — Timing.ProbeInterval, scaled up by Health().Score as
 // memberlist scales it. A node with no other member for that long returns at
 // once. So a test in a testing/synctest bubble can end right after Close.
-// Close is idempotent.
+// It ends RequestState calls with ErrClosed, drops the messages Broadcast
+// still queues, and waits for the MessageHandler.State calls in progress
+// (their emit then returns false); the handler is not called once Close
+// has returned. Close is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closed.Store(true)
 		n.cancel()
+		n.msgs.halt() // ends state answers and RequestState calls waiting
 		// Shut memberlist down before waiting for the rejoin loop: closing
 		// the transport ends a join or state exchange in flight, which
 		// memberlist would otherwise let run up to Timing.TCPTimeout.
 		n.closeErr = n.shutdown()
 		<-n.done
+		n.msgs.wait()
 		n.hub.close()
 		n.stopForeignLog()
 	})
@@ -314,10 +327,11 @@ func (n *Node) shutdown() error {
 	return err
 }
 
-// stopForeignLog logs the pending counts of unreadable packets and stops
-// their timer.
+// stopForeignLog logs the pending counts of unreadable packets and of
+// packets memberlist's full handler queue dropped, and stops their timers.
 func (n *Node) stopForeignLog() {
 	if n.drops != nil {
 		n.drops.stop()
 	}
+	n.overflow.stop()
 }
