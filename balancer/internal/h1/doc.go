@@ -27,4 +27,16 @@
 //
 // A Transport is safe for concurrent use. Its errors reach users through
 // the package balancer, and carry its prefix.
+//
+// The package also reads requests for the balancer's own HTTP/1.1 server.
+// [ReadRequest] parses one request head from a bufio.Reader into a reused
+// http.Request, strictly (RFC 9112, as HAProxy reads it): a framing that
+// two readers could take differently — Content-Length and
+// Transfer-Encoding disagreeing or malformed, obs-fold, whitespace before
+// a colon, a bare CR, a missing or doubled Host — is refused with a
+// [RequestError] that carries the status to answer, never passed on.
+// [NewBody] reads the body as the head framed it, never past its end, so
+// that a pipelined request stays in the reader; its chunked decoder is as
+// strict. [RequestLimits] bounds what a client may make either keep in
+// memory.
 package h1
