@@ -37,7 +37,7 @@ type Balancer struct {
 	closeOnce sync.Once
 
 	sessions SessionStore
-	table    *sessionTable // the built-in store, nil when Config.Sessions is set
+	table    *sessionTable // the built-in store or a SessionTable's; nil with another Config.Sessions
 	key      []byte
 	logger   atomic.Pointer[slog.Logger]
 	access   atomic.Pointer[slog.Logger] // Config.AccessLog, or nil
@@ -89,11 +89,19 @@ func New(cfg Config) (*Balancer, error) {
 		b.key = make([]byte, 32)
 		rand.Read(b.key)
 	}
-	if c.Sessions != nil {
-		b.sessions = c.Sessions
-	} else {
+	switch st := c.Sessions.(type) {
+	case nil:
 		b.table = newSessionTable(c.MaxSessions)
 		b.sessions = b.table
+	case *SessionTable:
+		// Its table takes the request path's clock-free calls and gives
+		// Status its counts.
+		if st == nil || st.t == nil {
+			return nil, &ConfigError{Field: "Sessions", Err: errors.New("a SessionTable not made by NewSessionTable")}
+		}
+		b.table, b.sessions = st.t, st
+	default:
+		b.sessions = c.Sessions
 	}
 	b.bufs.New = func() any { p := make([]byte, 32<<10); return &p }
 	b.ctx, b.cancel = context.WithCancel(context.Background())

@@ -238,7 +238,10 @@ type Config struct {
 	// set.
 	MaxSessions int
 	// Sessions stores learned sessions. Nil means a built-in in-memory
-	// table. It is fixed at New (see Balancer.Update).
+	// table. A *SessionTable is that table with its changes reported, so
+	// that balancer instances can share their sessions; it is as fast, and
+	// its size is its own (MaxSessions is ignored). It is fixed at New (see
+	// Balancer.Update).
 	Sessions SessionStore
 	// Tenants resolves a request's tenant for TenantRange. Nil means
 	// PathTenants{} (Carbon's "/t/<domain>/" convention with no domain

@@ -46,6 +46,14 @@
 // flood the table; Sticky.PinUnknown opts into pinning such ids.
 // A draining backend keeps its sessions and gets no new ones.
 //
+// Balancer instances share learned sessions through a [SessionTable] set
+// as Config.Sessions: it reports each new pin, re-pin, forget and (once
+// per quarter of the TTL) refresh to a callback that hands it to whatever
+// carries it to the other instances, such as cluster membership; they
+// replay it with [SessionTable.Apply], and [SessionTable.All] gives a
+// joining instance the whole table. Each instance expires and evicts
+// sessions on its own. The package knows no transport.
+//
 // # Health and retries
 //
 // Active checks (HTTP or TCP, rise/fall, jitter) run per pool in one

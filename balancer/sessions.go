@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,12 +35,15 @@ const sessionShards = 64
 // sessions would share a slot with probability about 3·10^-8 for a million
 // sessions. When a shard is full (MaxSessions/64 entries), a new session
 // evicts the one closest to expiry among the next 8 slots: for equal TTLs,
-// an approximation of least-recently-used.
+// an approximation of least-recently-used. A SessionTable's table also
+// keeps the ids (slotArray.ids) and reports its changes (changed).
 type sessionTable struct {
-	seed   maphash.Seed
-	base   int64 // origin of slot.expires, unix ns
-	perCap int   // entries per shard
-	shards [sessionShards]sessionShard
+	seed    maphash.Seed
+	base    int64 // origin of slot.expires, unix ns
+	perCap  int   // entries per shard
+	shards  [sessionShards]sessionShard
+	named   bool                // a SessionTable's: slot arrays keep ids; set before use
+	changed func(SessionChange) // a SessionTable's callback, or nil; set before use
 
 	mu       sync.Mutex                           // serializes additions to the intern tables
 	interned atomic.Pointer[map[internKey]uint32] // (pool, backend ID) → index; copy on write
@@ -62,6 +66,7 @@ type sessionShard struct {
 type slotArray struct {
 	mask uint64
 	s    []sessionSlot
+	ids  []sessionName // a SessionTable's: ids[i] names s[i]; nil otherwise; the shard's mu protects it
 }
 
 // sessionSlot is 16 bytes: a key (0 marks an empty slot) and a value
@@ -136,6 +141,8 @@ func (t *sessionTable) intern(pool, id string) uint32 {
 	if i, ok := old[k]; ok {
 		return i
 	}
+	// Names outlive the caller's strings (parts of a request or a message).
+	k = internKey{strings.Clone(pool), strings.Clone(id)}
 	names := append(append([]internKey(nil), *t.names.Load()...), k)
 	i := uint32(len(names) - 1)
 	m := make(map[internKey]uint32, len(old)+1)
@@ -264,7 +271,13 @@ func (t *sessionTable) found(s *sessionShard, k, v uint64, ok bool, now uint32, 
 		s.mu.Lock()
 		if i, ok := s.findSlot(k); ok {
 			a := s.arr.Load()
-			a.s[i].val.Store(packVal(uint32(a.s[i].val.Load()>>32), want))
+			b = uint32(a.s[i].val.Load() >> 32)
+			a.s[i].val.Store(packVal(b, want))
+			// A refresh is told once per quarter TTL (sessionName.refresh).
+			if t.changed != nil && a.ids != nil && a.ids[i].refresh(want, ts/4) {
+				n := (*t.names.Load())[b]
+				t.changed(SessionChange{Pool: n.pool, ID: a.ids[i].id, Backend: n.id, TTL: ttl})
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -281,10 +294,18 @@ func (t *sessionTable) Pin(pool, id, backendID string, ttl time.Duration) {
 }
 
 func (t *sessionTable) pinAt(pool, id, backendID string, ttl time.Duration, unixNano int64) {
+	now := t.sec(unixNano)
+	t.put(pool, id, backendID, ttl, now, now+ttlSeconds(ttl), true)
+}
+
+// put pins session id of pool to backendID until exp, now being now, both
+// in the table's seconds; report says whether t.changed hears of it.
+func (t *sessionTable) put(pool, id, backendID string, ttl time.Duration, now, exp uint32, report bool) {
+	if t.named && !shareable(pool, id, backendID) {
+		return // a SessionTable keeps no id it could not share
+	}
 	b := t.intern(pool, backendID)
 	k := t.key(pool, id)
-	now := t.sec(unixNano)
-	exp := now + ttlSeconds(ttl)
 	s := t.shard(k)
 	var gone [3]uint32
 	ng := 0
@@ -293,6 +314,13 @@ func (t *sessionTable) pinAt(pool, id, backendID string, ttl time.Duration, unix
 		a := s.arr.Load()
 		old := uint32(a.s[i].val.Load() >> 32)
 		a.s[i].val.Store(packVal(b, exp))
+		if a.ids != nil {
+			if !report {
+				a.ids[i].set(id, exp)
+			} else if a.ids[i].note(id, exp, ttlSeconds(ttl)/4, old != b) && t.changed != nil {
+				t.changed(SessionChange{Pool: pool, ID: id, Backend: backendID, TTL: ttl})
+			}
+		}
 		s.mu.Unlock()
 		if old != b {
 			t.count(old, -1)
@@ -332,6 +360,12 @@ func (t *sessionTable) pinAt(pool, id, backendID string, ttl time.Duration, unix
 	a.s[i].key.Store(k)
 	s.n++
 	s.done()
+	if a.ids != nil {
+		a.ids[i].set(id, exp)
+		if report && t.changed != nil {
+			t.changed(SessionChange{Pool: pool, ID: id, Backend: backendID, TTL: ttl})
+		}
+	}
 	s.mu.Unlock()
 	for _, g := range gone[:ng] {
 		t.count(g, -1)
@@ -340,7 +374,11 @@ func (t *sessionTable) pinAt(pool, id, backendID string, ttl time.Duration, unix
 }
 
 // Forget implements SessionStore.
-func (t *sessionTable) Forget(pool, id string) {
+func (t *sessionTable) Forget(pool, id string) { t.forget(pool, id, true) }
+
+// forget removes session id of pool; report says whether t.changed hears
+// of it.
+func (t *sessionTable) forget(pool, id string, report bool) {
 	k := t.key(pool, id)
 	s := t.shard(k)
 	s.mu.Lock()
@@ -353,6 +391,9 @@ func (t *sessionTable) Forget(pool, id string) {
 	s.writing()
 	s.remove(i)
 	s.done()
+	if report && t.changed != nil {
+		t.changed(SessionChange{Pool: pool, ID: id})
+	}
 	s.mu.Unlock()
 	t.count(b, -1)
 }
@@ -418,11 +459,17 @@ func (s *sessionShard) remove(i uint64) {
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
 			a.s[i].val.Store(a.s[j].val.Load())
 			a.s[i].key.Store(key)
+			if a.ids != nil {
+				a.ids[i] = a.ids[j]
+			}
 			i = j
 		}
 	}
 	a.s[i].key.Store(0)
 	a.s[i].val.Store(0)
+	if a.ids != nil {
+		a.ids[i] = sessionName{} // the id goes with its session
+	}
 	s.n--
 }
 
@@ -430,6 +477,9 @@ func (s *sessionShard) remove(i uint64) {
 func (s *sessionShard) grow() *slotArray {
 	old := s.arr.Load()
 	a := newSlotArray(len(old.s) * 2)
+	if old.ids != nil {
+		a.ids = make([]sessionName, len(a.s))
+	}
 	for j := range old.s {
 		key := old.s[j].key.Load()
 		if key == 0 {
@@ -441,6 +491,9 @@ func (s *sessionShard) grow() *slotArray {
 		}
 		a.s[i].key.Store(key)
 		a.s[i].val.Store(old.s[j].val.Load())
+		if a.ids != nil {
+			a.ids[i] = old.ids[j]
+		}
 	}
 	s.arr.Store(a)
 	return a

@@ -129,8 +129,8 @@ func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int6
 	return decision{backend: nb, trial: t, full: full}
 }
 
-// lookup and pin use the built-in table's clock-free path when it is the
-// store.
+// lookup and pin use the built-in table's clock-free path when it, or a
+// SessionTable, is the store.
 func (b *Balancer) lookup(pool, id string, ttl time.Duration, now int64) (string, bool) {
 	if b.table != nil {
 		return b.table.lookupAt(pool, id, ttl, now)
