@@ -34,6 +34,13 @@
 //   - [Services] turns a loadbalancer.conf ([carbonconf.LBConf]) into
 //     balancer services, one per service domain, whose pools are those a
 //     Feed sets.
+//   - [SessionSync] shares the sessions balancer instances learn
+//     (balancer.StickyLearn) over the cluster: its [balancer.SessionTable]
+//     reports each change and membership carries it to the other instances
+//     ([membership.Node.Broadcast]); an instance that starts fetches a
+//     running one's table ([membership.Node.RequestState]). A client may
+//     then reach any instance, and an instance may restart, without losing
+//     its session.
 //   - [Zone] keeps the records of a [hosts.Server] equal to the live members:
 //     worker.<zone> and mgt.<zone> answer with the live workers and managers,
 //     lb.<zone> with the live balancer instances, so names follow the
@@ -53,7 +60,7 @@
 //
 // # Concurrency and ownership
 //
-// Feed and Zone are safe for concurrent use. Their Run methods block until
+// Feed, SessionSync and Zone are safe for concurrent use. Their Run methods block until
 // the context is done or the node is closed, on a goroutine the caller
 // starts and owns; they start none of their own. The caller owns the node,
 // the balancer and the DNS server, and closes them after Run has returned.
