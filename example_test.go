@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/carbonlb/carbonlb"
 	"github.com/carbonlb/carbonlb/balancer"
@@ -233,4 +234,47 @@ func ExampleZone() {
 	// set worker.esb.cluster.example.com [10.0.0.11 10.0.0.12]
 	// set worker.esb.cluster.example.com [10.0.0.12]
 	// remove mgt.esb.cluster.example.com
+}
+
+// Two balancer instances of one cluster share what they learn: a session
+// the first learns is routed by the second. In a program each table is a
+// balancer's Config.Sessions, and the balancer pins and looks up sessions
+// as requests come.
+func ExampleSessionSync() {
+	quiet := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	var syncs []*carbonlb.SessionSync
+	var nodes []*membership.Node
+	done := make(chan error, 2)
+	for i := range 2 {
+		s := carbonlb.NewSessionSync(carbonlb.SessionSyncConfig{Logger: quiet})
+		mc := membership.DefaultLocalConfig("wso2.as.domain") // loopback, any free port
+		mc.Name, mc.Messages, mc.Logger = fmt.Sprintf("lb-%d", i+1), s, quiet
+		if i > 0 {
+			mc.WKA = []string{nodes[0].Addr().String()}
+		}
+		node, err := membership.Join(ctx, mc)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() { done <- s.Run(ctx, node) }()
+		syncs, nodes = append(syncs, s), append(nodes, node)
+	}
+	<-syncs[1].Ready() // lb-2 has fetched lb-1's table: each knows the other
+
+	// lb-1's balancer learns a session from a backend's Set-Cookie.
+	syncs[0].Table().Pin("wso2.as.domain/worker", "8F8B53715988EC6E4223C91F1C9FE5CF", "node-a", 30*time.Minute)
+	for range 500 { // a few milliseconds on loopback; at most 5 s
+		if backend, ok := syncs[1].Table().Lookup("wso2.as.domain/worker", "8F8B53715988EC6E4223C91F1C9FE5CF", 30*time.Minute); ok {
+			fmt.Println("lb-2 routes the session to", backend)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	for _, n := range nodes {
+		<-done
+		n.Close()
+	}
+	// Output: lb-2 routes the session to node-a
 }
