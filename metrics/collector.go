@@ -129,6 +129,8 @@ var (
 	clWKA         = desc("cluster_wka_members", "Well-known addresses other than the node's own.")
 	clWKAAlive    = desc("cluster_wka_alive", "Well-known addresses that are alive members.")
 	clDropped     = desc("cluster_dropped_events_total", "Membership events dropped for subscribers that fell behind.")
+	clMessages    = desc("cluster_messages_total", "Application messages (shared sessions) by outcome: sent, received, shed (the node's queue was full), dropped (unreadable or from no peer), overflow (memberlist's handler queue was full).", "outcome")
+	clStates      = desc("cluster_state_requests_total", "State requests (a joining instance's session table) answered by outcome: served, refused.", "outcome")
 
 	certNotAfter = desc("certificate_not_after_timestamp_seconds", "When a served certificate expires.", "name", "serial")
 
@@ -155,7 +157,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		svcRequests, svcResponses, beResponses, svcLocal, svcActive, svcUp, svcMin, svcBelowMin, svcStickyHits, svcStickyMiss, svcStickyRepin,
 		svcRetries, svcQueued, poolWaiting, poolTimeouts, poolFull, sessions,
 		beInfo, beUp, beState, beWeight, beActive, beMaxConns, beRequests, beFailures, bePinned, beDuration, beChange, beTrans,
-		clMembers, clPoolMembers, clScore, clWKA, clWKAAlive, clDropped, certNotAfter,
+		clMembers, clPoolMembers, clScore, clWKA, clWKAAlive, clDropped, clMessages, clStates, certNotAfter,
 		cfgReloads, cfgFailures, cfgLastOK, cfgLastSuccess,
 	} {
 		ch <- d
@@ -303,6 +305,17 @@ func collectCluster(ch chan<- prometheus.Metric, cl Cluster) {
 	ch <- gauge(clWKA, float64(h.WKA))
 	ch <- gauge(clWKAAlive, float64(h.WKAAlive))
 	ch <- counter(clDropped, uint64(max(h.DroppedEvents, 0)))
+	for _, m := range []struct {
+		outcome string
+		n       int64
+	}{
+		{"sent", h.MessagesSent}, {"received", h.MessagesReceived}, {"shed", h.MessagesShed},
+		{"dropped", h.MessagesDropped}, {"overflow", h.HandlerQueueDropped},
+	} {
+		ch <- counter(clMessages, uint64(max(m.n, 0)), m.outcome)
+	}
+	ch <- counter(clStates, uint64(max(h.StateRequestsServed, 0)), "served")
+	ch <- counter(clStates, uint64(max(h.StateRequestsRefused, 0)), "refused")
 }
 
 func sortedKeys(m map[string]int) []string {

@@ -75,7 +75,8 @@ func (fakeCluster) Members() []membership.Member {
 }
 
 func (fakeCluster) Health() membership.Health {
-	return membership.Health{Members: 3, Score: 1, WKA: 2, WKAAlive: 1}
+	return membership.Health{Members: 3, Score: 1, WKA: 2, WKAAlive: 1, MessagesSent: 7, MessagesReceived: 9, MessagesShed: 2,
+		MessagesDropped: 1, HandlerQueueDropped: 3, StateRequestsServed: 4, StateRequestsRefused: 5}
 }
 
 // scrape serves reg over HTTP in the text format and parses the answer.
@@ -171,6 +172,7 @@ func TestMetricsExposition(t *testing.T) {
 		"carbonlb_service_below_min_instances", "carbonlb_sessions", "carbonlb_pool_queue_current",
 		"carbonlb_backend_up", "carbonlb_backend_weight", "carbonlb_backend_info", "carbonlb_backend_health_transitions_total",
 		"carbonlb_cluster_members", "carbonlb_cluster_pool_members", "carbonlb_cluster_health_score",
+		"carbonlb_cluster_messages_total", "carbonlb_cluster_state_requests_total",
 		"carbonlb_config_reloads_total", "carbonlb_config_reload_failures_total", "carbonlb_config_last_reload_successful",
 	} {
 		got[name] = series(fams[name])
@@ -189,9 +191,12 @@ func TestMetricsExposition(t *testing.T) {
 		"carbonlb_backend_health_transitions_total": {"backend=b1,pool=app": 0, "backend=b2,pool=app": 0},
 		"carbonlb_backend_info": {
 			"backend=b1,pool=app,url=http://10.0.0.1:9763": 1, "backend=b2,pool=app,url=http://10.0.0.2:9763": 1},
-		"carbonlb_cluster_members":               {"state=alive": 3, "state=failed": 0, "state=left": 0},
-		"carbonlb_cluster_pool_members":          {"pool=wso2.as.domain/mgt": 1, "pool=wso2.as.domain/worker": 2},
-		"carbonlb_cluster_health_score":          {"": 1},
+		"carbonlb_cluster_members":      {"state=alive": 3, "state=failed": 0, "state=left": 0},
+		"carbonlb_cluster_pool_members": {"pool=wso2.as.domain/mgt": 1, "pool=wso2.as.domain/worker": 2},
+		"carbonlb_cluster_health_score": {"": 1},
+		"carbonlb_cluster_messages_total": {"outcome=sent": 7, "outcome=received": 9, "outcome=shed": 2,
+			"outcome=dropped": 1, "outcome=overflow": 3},
+		"carbonlb_cluster_state_requests_total":  {"outcome=served": 4, "outcome=refused": 5},
 		"carbonlb_config_reloads_total":          {"": 2},
 		"carbonlb_config_reload_failures_total":  {"": 1},
 		"carbonlb_config_last_reload_successful": {"": 0},
