@@ -118,6 +118,7 @@ func (d *delegate) NotifyLeave(p *memberlist.Node) {
 		e := Event{Type: Failed, Member: m}
 		if d.n.noticed(p.Name) || md.Leaving || p.State == memberlist.StateLeft {
 			e.Type, e.Member.State = Left, StateLeft
+			d.n.noteLeft(p.Name, time.Now())
 		}
 		d.n.hub.publish(e)
 	}

@@ -32,6 +32,13 @@ type logBridge struct {
 	node    atomic.Pointer[Node] // set once the node listens; nil: no stream is known to be a member's
 }
 
+// suspectLine and suspectEnd frame memberlist's line about a member whose
+// probe went unanswered: "Suspect <name> has failed, no acks received".
+const (
+	suspectLine = "Suspect "
+	suspectEnd  = " has failed, no acks received"
+)
+
 // emptyStreamLine starts memberlist's line about a stream without a label,
 // as it logs one that ended before its first byte.
 const emptyStreamLine = `discarding stream with unacceptable label "": from=`
@@ -61,6 +68,13 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	}
 	if level > slog.LevelDebug && strings.HasPrefix(msg, emptyStreamLine) {
 		if n := b.node.Load(); n != nil && n.memberEmptyStream(msg[len(emptyStreamLine):]) {
+			level = slog.LevelDebug
+		}
+	}
+	if level == slog.LevelInfo && strings.HasPrefix(msg, suspectLine) && strings.HasSuffix(msg, suspectEnd) {
+		// A member that left stops answering probes; one in flight as it
+		// went reports it as suspect, which is the departure, not a fault.
+		if n := b.node.Load(); n != nil && n.departing(msg[len(suspectLine):len(msg)-len(suspectEnd)]) {
 			level = slog.LevelDebug
 		}
 	}
@@ -107,6 +121,40 @@ func (n *Node) memberEmptyStream(from string) bool {
 	defer n.mu.Unlock()
 	at, ok := n.gone[ip]
 	return ok && time.Since(at) <= n.cfg.Timing.GossipToTheDeadTime
+}
+
+// departing reports whether member name sent a leave notice, or left
+// within Timing.GossipToTheDeadTime.
+func (n *Node) departing(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.leaving[name] {
+		return true
+	}
+	at, ok := n.left[name]
+	return ok && time.Since(at) <= n.cfg.Timing.GossipToTheDeadTime
+}
+
+// noteLeft records that member name left, for departing, bounded as
+// noteGone's record is.
+func (n *Node) noteLeft(name string, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.left == nil {
+		n.left = make(map[string]time.Time)
+	}
+	oldest := ""
+	for k, at := range n.left {
+		if now.Sub(at) > n.cfg.Timing.GossipToTheDeadTime {
+			delete(n.left, k)
+		} else if oldest == "" || at.Before(n.left[oldest]) {
+			oldest = k
+		}
+	}
+	if len(n.left) >= 4096 {
+		delete(n.left, oldest)
+	}
+	n.left[name] = now
 }
 
 // noteGone records that the member at ip left or failed, for

@@ -44,6 +44,7 @@ type Node struct {
 	leaving  map[string]bool          // members that sent a leave notice
 	departed time.Time                // when a member last left or failed
 	gone     map[netip.Addr]time.Time // addresses of members that left or failed, and when
+	left     map[string]time.Time     // names of members that left, and when (logBridge)
 
 	cancel    context.CancelFunc // stops the rejoin loop
 	done      chan struct{}      // closed when the rejoin loop has returned
