@@ -38,6 +38,7 @@ type Balancer struct {
 
 	sessions SessionStore
 	table    *sessionTable // the built-in store or a SessionTable's; nil with another Config.Sessions
+	shared   *SessionTable // Config.Sessions when it is one (Sticky.Await)
 	key      []byte
 	logger   atomic.Pointer[slog.Logger]
 	access   atomic.Pointer[slog.Logger] // Config.AccessLog, or nil
@@ -99,7 +100,7 @@ func New(cfg Config) (*Balancer, error) {
 		if st == nil || st.t == nil {
 			return nil, &ConfigError{Field: "Sessions", Err: errors.New("a SessionTable not made by NewSessionTable")}
 		}
-		b.table, b.sessions = st.t, st
+		b.table, b.sessions, b.shared = st.t, st, st
 	default:
 		b.sessions = c.Sessions
 	}

@@ -89,12 +89,11 @@ func testConfig(mode StickyMode) Config {
 	return cfg
 }
 
-// newFront starts lb behind an httptest server and returns it and a
-// keep-alive client that does not follow redirects or keep cookies.
+// newFront starts lb behind a front server (startFront) and returns it
+// and a keep-alive client that does not follow redirects or keep cookies.
 func newFront(t testing.TB, lb http.Handler) (*httptest.Server, *http.Client) {
 	t.Helper()
-	front := httptest.NewServer(lb)
-	t.Cleanup(front.Close)
+	front := startFront(t, lb)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 20 * time.Second}
 	t.Cleanup(c.CloseIdleConnections)
 	return front, c

@@ -215,7 +215,7 @@ func BenchmarkDecide(b *testing.B) {
 	for b.Loop() {
 		s := st.router.route(normHost("app.example.com"), 0, false)
 		p := st.pools[s.Pool]
-		if d := lb.decide(s, p, "S", "", time.Now().UnixNano(), nil); d.backend == nil {
+		if d := lb.decide(s, p, "S", "", time.Now().UnixNano(), nil, false); d.backend == nil {
 			b.Fatal("no backend")
 		}
 	}

@@ -41,13 +41,14 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b.access.Load() != nil {
 		t.reqID = requestID(r)
 	}
-	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 && !servedByEngine(w) {
 		// net/http's server removes a Content-Length sent with
 		// Transfer-Encoding before the handler sees it, so every chunked
-		// HTTP/1 request ends its connection: after one that had both,
-		// the connection must not be read further (RFC 9112, section
-		// 6.1), or a front proxy that trusted Content-Length would have
-		// a second request smuggled through.
+		// HTTP/1 request it serves ends its connection: after one that
+		// had both, the connection must not be read further (RFC 9112,
+		// section 6.1), or a front proxy that trusted Content-Length
+		// would have a second request smuggled through. The balancer's
+		// own engine (Server) knows, and closes exactly then.
 		w.Header()["Connection"] = valClose
 	}
 	host := normHost(r.Host)
@@ -148,7 +149,15 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if next != nil {
 			d, next = *next, nil
 		} else {
-			d = b.decide(s, p, sid, token, now.UnixNano(), tried)
+			d = b.decide(s, p, sid, token, now.UnixNano(), tried, len(tried) == 0)
+			if d.await {
+				// The session may be on its way from another instance.
+				if !b.shared.await(r.Context(), p.name, sid, s.Sticky.TTL, s.Sticky.Await) && r.Context().Err() != nil {
+					b.clientFault(w, &t, nil, r.Context().Err()) // the client went away
+				}
+				now = time.Now()
+				d = b.decide(s, p, sid, token, now.UnixNano(), tried, false)
+			}
 			if d.backend == nil && d.full {
 				var err error
 				if d, err = b.await(r.Context(), s, sid, token, tried); err != nil {
@@ -221,7 +230,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if retryable(serr, r.Method, body == nil || buffered != nil || !body.read.Load()) && budget.next(now.UnixNano()) {
 				// Retry only if another backend can take it: else the
 				// client gets this response rather than a made-up one.
-				if nd := b.decide(s, p, sid, token, now.UnixNano(), tried); nd.backend != nil {
+				if nd := b.decide(s, p, sid, token, now.UnixNano(), tried, false); nd.backend != nil {
 					io.CopyN(io.Discard, resp.Body, 4<<10) // let a small body's connection be reused
 					resp.Body.Close()
 					be.release(d.trial)
@@ -288,7 +297,7 @@ func (b *Balancer) await(ctx context.Context, s *service, sid, token string, tri
 		// have woken this request.
 		var d decision
 		if p = b.state.Load().pools[s.Pool]; p != nil && !b.closedState() {
-			d = b.decide(s, p, sid, token, time.Now().UnixNano(), tried)
+			d = b.decide(s, p, sid, token, time.Now().UnixNano(), tried, false)
 		}
 		if d.backend != nil || !d.full {
 			if !q.remove(ch) {

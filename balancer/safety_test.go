@@ -16,16 +16,15 @@ import (
 // misbehaving backend would: each asserts what the client got, what the
 // backend saw, and what the balancer holds afterwards.
 
-// watchedFront serves lb behind a real HTTP/1.1 server and sends on done
-// each time a ServeHTTP call has returned, however it ended.
+// watchedFront serves lb behind a real HTTP/1.1 server (startFront) and
+// sends on done each time a ServeHTTP call has returned, however it ended.
 func watchedFront(t *testing.T, lb *Balancer) (*httptest.Server, chan struct{}) {
 	t.Helper()
 	done := make(chan struct{}, 64)
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := startFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() { done <- struct{}{} }()
 		lb.ServeHTTP(w, r)
 	}))
-	t.Cleanup(front.Close)
 	return front, done
 }
 
@@ -311,10 +310,9 @@ func TestFlushThroughUnwrapWrapper(t *testing.T) {
 	t.Cleanup(backend.Close)
 	lb := mustNew(t, testConfig(StickyOff))
 	lb.SetBackends("p", []Backend{{ID: "sse", URL: backend.URL}})
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := startFront(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lb.ServeHTTP(&unwrapWriter{w: w}, r)
 	}))
-	t.Cleanup(front.Close)
 	resp, err := http.Get(front.URL + "/")
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,13 @@
 package balancer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,7 +69,63 @@ const (
 // concurrent use, also by several Balancers.
 type SessionTable struct {
 	t        *sessionTable
-	maxNames int // maxAppliedNames; lower in tests
+	maxNames int      // maxAppliedNames; lower in tests
+	arrived  arrivals // wakes requests that wait for a session (Sticky.Await)
+}
+
+// arrivals wakes the requests waiting for sessions to arrive by Apply.
+// Apply looks at one atomic when nobody waits.
+type arrivals struct {
+	waiting atomic.Int32
+	mu      sync.Mutex
+	ch      chan struct{} // closed by the next Apply that pins; nil when nobody took it
+}
+
+// next returns a channel closed by the next Apply that pins a session.
+func (a *arrivals) next() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ch == nil {
+		a.ch = make(chan struct{})
+	}
+	return a.ch
+}
+
+// signal wakes the waiters after a pin.
+func (a *arrivals) signal() {
+	if a.waiting.Load() == 0 {
+		return
+	}
+	a.mu.Lock()
+	if a.ch != nil {
+		close(a.ch)
+		a.ch = nil
+	}
+	a.mu.Unlock()
+}
+
+// await waits until session id of pool is in the table, at most d or until
+// ctx ends, and reports whether it came. A waiter counts itself before it
+// takes the channel and looks the session up, so an Apply that pins after
+// the lookup finds it counted and closes the channel it holds.
+func (t *SessionTable) await(ctx context.Context, pool, id string, ttl, d time.Duration) bool {
+	t.arrived.waiting.Add(1)
+	defer t.arrived.waiting.Add(-1)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		c := t.arrived.next()
+		if _, ok := t.t.lookupAt(pool, id, ttl, time.Now().UnixNano()); ok {
+			return true
+		}
+		select {
+		case <-c:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 var _ SessionStore = (*SessionTable)(nil)
@@ -169,6 +228,7 @@ func (t *SessionTable) applyAt(c SessionChange, unixNano int64) error {
 		exp = now + 1 // unixNano before the table's base
 	}
 	tb.put(c.Pool, c.ID, c.Backend, ttl, now, exp, false)
+	t.arrived.signal()
 	return nil
 }
 

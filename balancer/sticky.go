@@ -31,6 +31,10 @@ type decision struct {
 	outcome stickyOutcome
 	pin     bool // the caller must set the insert cookie / learn the pin
 	full    bool // no backend: the ones that would do are at their connection limit
+	// await: the session id is unknown and may be on its way from another
+	// instance (Sticky.Await): the caller waits for it, then decides again
+	// with wait false.
+	await bool
 }
 
 // stickyBackend claims the backend a session names when it may serve
@@ -71,7 +75,7 @@ func routeOf(id string) string {
 
 // decide routes one request: sessionID is the StickyLearn id (or ""),
 // token the StickyInsert cookie value (or "").
-func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int64, tried []*backend) decision {
+func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int64, tried []*backend, wait bool) decision {
 	switch s.Sticky.Mode {
 	case StickyLearn:
 		if sessionID == "" {
@@ -91,6 +95,8 @@ func (b *Balancer) decide(s *service, p *pool, sessionID, token string, now int6
 			if be == nil {
 				be = goneBackend // pinned to a backend that left the pool
 			}
+		} else if be == nil && wait && s.Sticky.Await > 0 && b.shared != nil {
+			return decision{await: true}
 		}
 		got, t, out, full := s.stickyBackend(now, be, tried)
 		if got != nil || full {
@@ -332,4 +338,15 @@ type Sticky struct {
 	// Config.MaxSessions is reached, evict real sessions. A known session
 	// whose backend is down or gone is re-pinned either way.
 	PinUnknown bool
+	// Await, in StickyLearn mode with a SessionTable as Config.Sessions
+	// (instances that share learned sessions), is the longest a request
+	// waits for a session id the table does not hold to arrive from
+	// another instance (SessionTable.Apply) before it is balanced as
+	// unknown. It covers the replication lag: a session learned by another
+	// instance an instant before, whose next request came here sooner
+	// than the change did. A request waits only on its first try, never
+	// for an id whose route names a backend, and takes no backend while it
+	// waits; ids that never arrive (expired sessions, made-up ids) cost
+	// their request this delay. Zero means no wait. At most 1 second.
+	Await time.Duration
 }

@@ -113,7 +113,7 @@ func TestCloseNoLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	lb.SetBackends("p", []Backend{{ID: "a", URL: back.URL}, {ID: "b", URL: back.URL + "/"}})
-	front := httptest.NewServer(lb)
+	front := startFront(t, lb)
 	defer front.Close()
 	// Open a relayed WebSocket and leave it open.
 	req, _ := http.NewRequest("GET", front.URL+"/ws", nil)
@@ -202,10 +202,7 @@ func TestTLS(t *testing.T) {
 	lb := mustNew(t, cfg)
 	lb.SetBackends("worker", []Backend{wrk.backend()})
 	lb.SetBackends("mgt", []Backend{mgt.backend()})
-	front := httptest.NewUnstartedServer(lb)
-	front.TLS = store.TLSConfig()
-	front.EnableHTTP2 = true
-	front.StartTLS()
+	front := newFrontServer(t, lb, store.TLSConfig(), true)
 	defer front.Close()
 
 	call := func(host string) (*http.Response, *x509.Certificate) {

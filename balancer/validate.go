@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrConfig is wrapped by every error New and Update return for a bad
@@ -163,6 +164,9 @@ func (s Service) normalize() (Service, error) {
 	}
 	if s.Sticky.PathParam == "" {
 		s.Sticky.PathParam = ds.Sticky.PathParam
+	}
+	if s.Sticky.Await < 0 || s.Sticky.Await > time.Second {
+		return bad("Sticky.Await", fmt.Errorf("%v: want 0 to 1s", s.Sticky.Await)) // a longer wait would hold requests for nothing
 	}
 	if s.Sticky.TTL < 0 {
 		return bad("Sticky.TTL", errors.New("negative"))
