@@ -36,6 +36,8 @@
 //
 // In both modes -admin serves metrics, the status page, the health check,
 // the profiler and the drain of a backend on an address of its own;
+// -engine chooses what serves HTTP (auto: balancer.Server for HTTP/1.1 and
+// net/http's server for HTTP/2; own; net/http);
 // -proxy-protocol takes client addresses from a TCP front; -check validates
 // the configuration and exits, as nginx -t; under systemd it reports
 // READY, RELOADING and STOPPING (sd_notify). gateway -h prints the usage,
@@ -44,6 +46,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -89,6 +92,7 @@ type options struct {
 	ready      func(addr string) // called once listening (tests)
 
 	// Both modes.
+	engine                front.Engine // -engine
 	admin, adminTokenFile string
 	adminReady            func(addr string) // called once the admin listener listens (tests)
 	proxyProtocol         []netip.Prefix
@@ -98,6 +102,8 @@ type options struct {
 	memberPort                               *int
 	fileSticky                               *balancer.StickyMode // -sticky given with -lbconf
 	stickyKeyFile, clusterKeyFile            string
+	shareSessions                            bool
+	shareAwait                               time.Duration
 	mgtAllow, trustedProxies                 []netip.Prefix
 	drain                                    time.Duration
 	started                                  func(*site.Site) // called once serving (tests)
@@ -125,7 +131,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (options, error) {
 func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) {
 	fs := cli.NewFlagSet("gateway", usage, stderr)
 	var o options
-	var backends, sticky, policy, certs, keys, self, mgtAllow, trusted, proxy, keystores, keystorePWs string
+	var backends, sticky, policy, certs, keys, self, mgtAllow, trusted, proxy, keystores, keystorePWs, engine string
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&backends, "backends", "", "comma-separated backend URLs (http://host:port), or name=URL: a backend whose name is its route (Tomcat's jvmRoute, for -sticky learn)")
 	fs.StringVar(&sticky, "sticky", "learn", "stickiness: learn (JSESSIONID), insert (own cookie) or off")
@@ -142,6 +148,7 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	fs.StringVar(&o.healthPath, "health-path", "", "active HTTP health check path (empty: passive checks only)")
 	fs.StringVar(&o.tenants, "tenants", "", "with -lbconf: tenant file of \"domain id\" lines for the services' tenant_range (re-read on SIGHUP)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.StringVar(&engine, "engine", front.DefaultEngine.String(), "HTTP server: auto (the balancer's own HTTP/1.1 engine, net/http's server for HTTP/2), own (the own engine only: no HTTP/2) or net/http")
 	fs.StringVar(&o.lbconf, "lbconf", "", "loadbalancer.conf whose services configure the gateway (instead of -backends)")
 	fs.StringVar(&o.axis2, "axis2", "", "with -lbconf: axis2.xml whose clustering section makes the gateway a cluster member")
 	memberPort := fs.Int("member-port", -1, "with -axis2: cluster port instead of localMemberPort (0: any free port)")
@@ -154,6 +161,8 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	fs.StringVar(&o.stickyKeyFile, "sticky-key-file", "", "with -lbconf: file whose bytes (at least 16) sign the -sticky insert cookie; instances sharing it honour each other's cookies (empty: a random key)")
 	fs.StringVar(&mgtAllow, "mgt-allow", "", "with -lbconf: comma-separated CIDRs allowed to the services whose pool's sub-domain is mgt; others get 403 (empty: everyone)")
 	fs.StringVar(&trusted, "trusted-proxies", "", "with -lbconf: comma-separated CIDRs of peers whose X-Forwarded-For is kept and extended (empty: nobody)")
+	fs.BoolVar(&o.shareSessions, "share-sessions", true, "with -axis2: share the sessions learned by -sticky learn with the cluster's other gateways (each routes the sessions any learned; a restarted one fetches them)")
+	fs.DurationVar(&o.shareAwait, "share-await", 50*time.Millisecond, "with -share-sessions: how long a request whose session this gateway does not know waits for it to come from another gateway (0 to 1s)")
 	fs.StringVar(&o.clusterKeyFile, "cluster-key-file", "", "with -axis2: file whose bytes (16, 24 or 32) encrypt the cluster's traffic (empty: none)")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "with -lbconf: on SIGTERM, how long /healthz answers 503 before the listeners close")
 	if err := fs.ParseArgs(args, stdout); err != nil {
@@ -161,6 +170,15 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	}
 	if _, err := o.log.Logger(io.Discard); err != nil {
 		return o, err
+	}
+	var eerr error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "engine" { // else the zero Engine: the build's default
+			o.engine, eerr = front.ParseEngine(engine)
+		}
+	})
+	if eerr != nil {
+		return o, fmt.Errorf("-engine: %w", eerr)
 	}
 	if *memberPort >= 0 {
 		o.memberPort = memberPort
@@ -290,6 +308,9 @@ func (o options) fileMode(backends, certs, keys, self string) (options, error) {
 	if o.clusterKeyFile != "" && o.axis2 == "" {
 		return o, errors.New("-cluster-key-file needs -axis2")
 	}
+	if o.shareAwait < 0 || o.shareAwait > time.Second {
+		return o, fmt.Errorf("-share-await %v: want 0 to 1s", o.shareAwait)
+	}
 	if o.stickyKeyFile != "" && (o.fileSticky == nil || *o.fileSticky != balancer.StickyInsert) {
 		return o, errors.New("-sticky-key-file signs the cookie of -sticky insert: give -sticky insert")
 	}
@@ -301,7 +322,14 @@ func (o options) siteConfig(logger *slog.Logger) site.Config {
 	cfg := site.Config{LBConf: o.lbconf, Axis2: o.axis2, MemberPort: o.memberPort, Static: o.static,
 		SelfSigned: o.selfSigned, HealthPath: o.healthPath, TenantsFile: o.tenants, StatusPath: o.statusPath, DrainDelay: o.drain, Logger: logger,
 		Sticky: o.fileSticky, StickyKeyFile: o.stickyKeyFile, MgtAllow: o.mgtAllow, TrustedProxies: o.trustedProxies,
-		ClusterKeyFile: o.clusterKeyFile, AccessLog: o.accessLogger(logger)}
+		ClusterKeyFile: o.clusterKeyFile, AccessLog: o.accessLogger(logger), Engine: o.engine,
+		ShareSessions: o.shareSessions && o.axis2 != "" && (o.fileSticky == nil || *o.fileSticky == balancer.StickyLearn)}
+	if cfg.ShareSessions {
+		cfg.SharedAwait = o.shareAwait
+		if o.shareAwait == 0 {
+			cfg.SharedAwait = -1 // no wait (front's zero is its default)
+		}
+	}
 	for i := range o.tlsCerts {
 		cfg.Certs = append(cfg.Certs, site.CertFile{Cert: o.tlsCerts[i], Key: o.tlsKeys[i]})
 	}
@@ -590,15 +618,16 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	if err := pools.SetBackends(o.pool, bes); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: lb, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	store, err := o.certStore()
 	if err != nil {
 		return err
 	}
+	var tlsConfig *tls.Config
 	if store != nil {
-		srv.TLSConfig = store.TLSConfig()
+		tlsConfig = store.TLSConfig()
 	}
+	srv := front.NewServer(front.ServerConfig{Engine: o.engine, Handler: lb, TLSConfig: tlsConfig, ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, Logger: logger, ErrorLevel: slog.LevelWarn})
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
@@ -609,18 +638,12 @@ func serve(ctx context.Context, o options, logger *slog.Logger) error {
 		ln.Close()
 		return err
 	}
-	servers := []*http.Server{srv}
+	servers := []*front.Server{srv}
 	errc := make(chan error, 2)
-	useTLS := srv.TLSConfig != nil // read before Serve configures HTTP/2 on it
-	go func() {
-		if useTLS {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
+	go func() { errc <- srv.Serve(ln) }()
 	started := 1
-	logger.Info("gateway listening", "addr", ln.Addr().String(), "backends", len(bes), "sticky", o.sticky.String(), "tls", useTLS)
+	logger.Info("gateway listening", "addr", ln.Addr().String(), "backends", len(bes), "sticky", o.sticky.String(), "tls", tlsConfig != nil,
+		"engine", o.engine.String())
 	if o.ready != nil {
 		o.ready(ln.Addr().String())
 	}

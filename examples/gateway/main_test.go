@@ -148,6 +148,7 @@ func TestParseFlagsFileMode(t *testing.T) {
 		{[]string{"-lbconf", "lb.conf", "-status", "127.0.0.1:0"}, false},
 		{[]string{"-lbconf", "lb.conf", "-tls-self-signed", "a.localhost"}, false},
 		{[]string{"-lbconf", "lb.conf", "-drain", "-1s"}, false},
+		{[]string{"-lbconf", "lb.conf", "-axis2", "axis2.xml", "-share-await", "2s"}, false},
 		{[]string{"-backends", "http://a", "-axis2", "axis2.xml"}, false},
 		{[]string{"-backends", "http://a", "-https", "127.0.0.1:0"}, false},
 	} {
@@ -173,7 +174,10 @@ func TestFileModeFlagsConfigure(t *testing.T) {
 		{"networks", []string{"-mgt-allow", "10.0.0.0/8, 192.168.1.5", "-trusted-proxies", "::1,127.0.0.0/8"}, site.Config{
 			MgtAllow:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.5/32")},
 			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("127.0.0.0/8")}}},
-		{"cluster key", []string{"-axis2", "axis2.xml", "-cluster-key-file", "cluster.key"}, site.Config{Axis2: "axis2.xml", ClusterKeyFile: "cluster.key"}},
+		{"cluster key", []string{"-axis2", "axis2.xml", "-cluster-key-file", "cluster.key"}, site.Config{Axis2: "axis2.xml", ClusterKeyFile: "cluster.key", ShareSessions: true, SharedAwait: 50 * time.Millisecond}},
+		{"no wait for shared sessions", []string{"-axis2", "axis2.xml", "-share-await", "0s"}, site.Config{Axis2: "axis2.xml", ShareSessions: true, SharedAwait: -1}},
+		{"sessions kept apart", []string{"-axis2", "axis2.xml", "-share-sessions=false"}, site.Config{Axis2: "axis2.xml"}},
+		{"insert shares no sessions", []string{"-axis2", "axis2.xml", "-sticky", "insert", "-sticky-key-file", "sticky.key"}, site.Config{Axis2: "axis2.xml", Sticky: &insert, StickyKeyFile: "sticky.key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, err := parseFlags(append([]string{"-lbconf", "lb.conf", "-drain", "0s", "-status-path", ""}, tc.args...), io.Discard)

@@ -72,8 +72,9 @@ func instances() []instance {
 // options are the program's settings.
 type options struct {
 	freePorts     bool
-	stickyKey     []byte        // shared by the instances
-	checkInterval time.Duration // of the DNS responder's health checks
+	sticky        balancer.StickyMode // StickyLearn (sessions shared) or StickyInsert
+	stickyKey     []byte              // shared by the instances, for StickyInsert
+	checkInterval time.Duration       // of the DNS responder's health checks
 	logger        *slog.Logger
 	notes         io.Writer
 }
@@ -105,17 +106,17 @@ type deployment struct {
 }
 
 // config is every instance's balancer configuration: the site's name goes
-// to the app servers' pool, sticky by the balancer's own signed cookie. The
-// instances share the key that signs it, so each honours the cookies of the
-// other and a session stays on its app server whichever instance a request
-// reaches, with no state shared at run time. (Learning JSESSIONID would pin
-// sessions in one instance's memory only.)
-func config(name string, key []byte) balancer.Config {
+// to the app servers' pool, sticky on the app servers' JSESSIONID (mode
+// StickyLearn; the instances share what they learn, see startInstance) or
+// on the balancer's own signed cookie (StickyInsert, with the key the
+// instances share, so that each honours the cookies of the other with no
+// state shared at run time).
+func config(name string, mode balancer.StickyMode, key []byte) balancer.Config {
 	cfg := balancer.DefaultConfig()
 	cfg.Name = name // X-Forwarded-Server
 	cfg.StickyKey = key
 	svc := balancer.DefaultService("appserver", pool, siteName)
-	svc.Sticky.Mode = balancer.StickyInsert
+	svc.Sticky.Mode = mode
 	cfg.Services = []balancer.Service{svc}
 	return cfg
 }
@@ -192,6 +193,19 @@ func startDeployment(ctx context.Context, o options) (_ *deployment, err error) 
 
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
+	// In learn mode an instance's /healthz passes once it has the other's
+	// sessions, which it may take a few gossip rounds to fetch (the other
+	// must have heard of it); the first checks count an instance that has
+	// not yet passed as healthy, so wait for that first.
+	for _, in := range instances() {
+		if st := d.fronts[in.name].Sessions(); st != nil {
+			select {
+			case <-st.Ready():
+			case <-wctx.Done():
+				return nil, fmt.Errorf("%s never fetched the other instance's sessions: %w", in.name, wctx.Err())
+			}
+		}
+	}
 	if err := d.waitHealthy(wctx, len(instances())); err != nil {
 		return nil, fmt.Errorf("the instances never became healthy: %w", err)
 	}
@@ -289,8 +303,13 @@ func (d *deployment) startInstance(ctx context.Context, in instance, ln net.List
 	if !d.opts.freePorts {
 		mc.Port, mc.PortRetries = 4000, 10
 	}
-	f, err := front.Start(ctx, front.Config{Balancer: config(in.name, d.opts.stickyKey), Listener: ln,
+	// In learn mode each instance broadcasts the sessions it learns to the
+	// other, and one that starts fetches the other's table
+	// (carbonlb.SessionSync), so a session stays on its app server
+	// whichever instance a request reaches.
+	f, err := front.Start(ctx, front.Config{Balancer: config(in.name, d.opts.sticky, d.opts.stickyKey), Listener: ln,
 		Member: &mc, FallbackPort: !d.opts.freePorts, Logger: d.opts.logger,
+		ShareSessions: d.opts.sticky == balancer.StickyLearn,
 		// Stay open until the DNS responder has dropped it (two failed checks)
 		// and resolvers caching its old answer (TTL) have asked again.
 		DrainDelay: 3*d.opts.checkInterval + dnsTTL})

@@ -15,20 +15,23 @@
 // lb.appserver.localhost answers with the balancer instances and
 // mgt.appserver.localhost with the app servers.
 //
-// Sessions stay on their app server whichever instance a request reaches:
-// the instances set their own signed cookie naming the app server (sticky
-// insert mode) and share the key that signs it, so either one reads the
-// other's cookies and no session table needs sharing. Learning JSESSIONID
-// instead would pin each session in one instance's memory only.
+// Sessions stay on their app server whichever instance a request reaches.
+// By default the instances learn the app servers' JSESSIONID (sticky learn
+// mode) and share what they learn over the cluster (carbonlb.SessionSync):
+// each broadcasts the sessions it learns to the other, and an instance that
+// starts fetches the other's table before it reports itself healthy. With
+// -sticky insert they set their own signed cookie naming the app server
+// instead, and share the key that signs it, so either one reads the other's
+// cookies and no state is shared at run time.
 //
 // It prints the addresses and a demonstration: each user's requests
 // alternate between the instances yet stay on one app server; one instance
 // stops under load with no failed request and no session moved; it comes
-// back with no state and honours every session. Then it serves until Ctrl-C,
-// or with -once exits, with status 0 only if every step held. The shared
-// cookie key comes from -sticky-key-file or $CARBONLB_STICKY_KEY, never
-// from the command line, where ps would show it. ha -h prints the usage,
-// signals and exit statuses.
+// back and honours every session. Then it serves until Ctrl-C, or with
+// -once exits, with status 0 only if every step held. The shared cookie key
+// of -sticky insert comes from -sticky-key-file or $CARBONLB_STICKY_KEY,
+// never from the command line, where ps would show it. ha -h prints the
+// usage, signals and exit statuses.
 package main
 
 import (
@@ -42,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/examples/internal/cli"
 )
 
@@ -53,7 +57,7 @@ func main() {
 }
 
 // usage is the text of ha -h.
-const usage = `Usage: ha [-once] [-free-ports] [-sticky-key-file FILE] [-check-interval D] [-log-level LEVEL]
+const usage = `Usage: ha [-once] [-free-ports] [-sticky learn|insert] [-sticky-key-file FILE] [-check-interval D] [-log-level LEVEL]
 
 Runs two app servers, two balancer instances and a DNS responder on
 loopback, prints their addresses, runs a demonstration of the balancer's
@@ -67,8 +71,8 @@ Signals:
   SIGINT, SIGTERM  stop everything and exit
 
 Environment:
-  CARBONLB_STICKY_KEY  the cookie key (at least 16 bytes), when no
-                       -sticky-key-file is given
+  CARBONLB_STICKY_KEY  the cookie key of -sticky insert (at least 16
+                       bytes), when no -sticky-key-file is given
 
 Exit status:
   0  done (with -once: every step of the demonstration held)
@@ -84,7 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("ha", usage, stderr)
 	once := fs.Bool("once", false, "exit after the demonstration, with status 0 only if every step held")
 	free := fs.Bool("free-ports", false, "use free ports instead of the conventional ones (8290, 8053, 9764-9765, 4000-4200)")
-	keyFile := fs.String("sticky-key-file", "", "file whose bytes (at least 16) sign the instances' cookie (default: $CARBONLB_STICKY_KEY, else a random key)")
+	sticky := fs.String("sticky", "learn", "learn: JSESSIONID, the learned sessions shared between the instances; insert: the instances' own cookie, signed with a shared key")
+	keyFile := fs.String("sticky-key-file", "", "with -sticky insert: file whose bytes (at least 16) sign the instances' cookie (default: $CARBONLB_STICKY_KEY, else a random key)")
 	interval := fs.Duration("check-interval", 200*time.Millisecond, "how often the DNS responder checks each instance's /healthz")
 	logFlags := cli.LogFlags(fs, "off")
 	if err := fs.ParseArgs(args, stdout); err != nil {
@@ -92,6 +97,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *interval <= 0 {
 		return cli.Usagef("-check-interval must be positive")
+	}
+	var mode balancer.StickyMode
+	switch *sticky {
+	case "learn":
+		mode = balancer.StickyLearn
+	case "insert":
+		mode = balancer.StickyInsert
+	default:
+		return cli.Usagef("-sticky %q: want learn or insert", *sticky)
+	}
+	if *keyFile != "" && mode != balancer.StickyInsert {
+		return cli.Usagef("-sticky-key-file signs the cookie of -sticky insert")
 	}
 	key := make([]byte, 32)
 	rand.Read(key) // never fails (crypto/rand documents it)
@@ -117,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintln(stdout, "Starting two app servers, two balancer instances and a DNS responder on loopback...")
-	d, err := startDeployment(ctx, options{freePorts: *free, stickyKey: key, checkInterval: *interval, logger: logger, notes: stdout})
+	d, err := startDeployment(ctx, options{freePorts: *free, sticky: mode, stickyKey: key, checkInterval: *interval, logger: logger, notes: stdout})
 	if err != nil {
 		return err
 	}
@@ -128,7 +145,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, in := range instances() {
 		f := d.fronts[in.name]
-		fmt.Fprintf(stdout, "  %-12s http://%-15s cluster %s, sticky insert with the shared key\n", in.name, f.Addr(), f.Member().Addr())
+		how := "sticky learn, sessions shared over the cluster"
+		if mode == balancer.StickyInsert {
+			how = "sticky insert with the shared key"
+		}
+		fmt.Fprintf(stdout, "  %-12s http://%-15s cluster %s, %s\n", in.name, f.Addr(), f.Member().Addr(), how)
 	}
 	fmt.Fprintf(stdout, `  DNS          %s answers %s with the healthy instances,
                %s with the balancer members and %s with the app servers

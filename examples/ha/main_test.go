@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carbonlb/carbonlb/balancer"
 	"github.com/carbonlb/carbonlb/examples/internal/cli/clitest"
 	"github.com/carbonlb/carbonlb/examples/internal/leakcheck"
 	"github.com/carbonlb/carbonlb/examples/internal/standin"
@@ -56,8 +57,10 @@ func TestUsageExitCodes(t *testing.T) {
 		{Args: []string{"-version"}, Code: 0, Stdout: "ha ", Stderr: ""},
 		{Args: []string{"-nope"}, Code: 2, Stdout: "", Stderr: "flag provided but not defined: -nope"},
 		{Args: []string{"extra"}, Code: 2, Stdout: "", Stderr: `ha: unexpected argument "extra"`},
-		{Args: []string{"-sticky-key-file", short}, Code: 2, Stdout: "", Stderr: "want at least 16"},
-		{Args: []string{"-sticky-key-file", filepath.Join(t.TempDir(), "absent")}, Code: 1, Stdout: "", Stderr: "no such file"},
+		{Args: []string{"-sticky", "insert", "-sticky-key-file", short}, Code: 2, Stdout: "", Stderr: "want at least 16"},
+		{Args: []string{"-sticky", "insert", "-sticky-key-file", filepath.Join(t.TempDir(), "absent")}, Code: 1, Stdout: "", Stderr: "no such file"},
+		{Args: []string{"-sticky-key-file", short}, Code: 2, Stdout: "", Stderr: "-sticky-key-file signs the cookie of -sticky insert"},
+		{Args: []string{"-sticky", "sometimes"}, Code: 2, Stdout: "", Stderr: `-sticky "sometimes": want learn or insert`},
 		{Args: []string{"-check-interval", "0s"}, Code: 2, Stdout: "", Stderr: "-check-interval must be positive"},
 		{Args: []string{"-log-level", "loud"}, Code: 2, Stdout: "", Stderr: `-log-level "loud"`},
 		{Args: []string{"-sticky-key", "00112233445566778899aabbccddeeff"}, Code: 2, Stdout: "", Stderr: "flag provided but not defined: -sticky-key"},
@@ -65,13 +68,21 @@ func TestUsageExitCodes(t *testing.T) {
 }
 
 // TestInstanceLostUnderLoad stops each instance in turn under the load of
-// many users and checks that no request fails and no session moves.
+// many users and checks that no request fails and no session moves, with
+// the sessions learned and shared (the default) and with the instances'
+// own cookie.
 func TestInstanceLostUnderLoad(t *testing.T) {
+	for _, mode := range []balancer.StickyMode{balancer.StickyLearn, balancer.StickyInsert} {
+		t.Run(mode.String(), func(t *testing.T) { instanceLostUnderLoad(t, mode) })
+	}
+}
+
+func instanceLostUnderLoad(t *testing.T, mode balancer.StickyMode) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	key := []byte("0123456789abcdef0123456789abcdef")
-	d, err := startDeployment(ctx, options{freePorts: true, stickyKey: key, checkInterval: 50 * time.Millisecond,
+	d, err := startDeployment(ctx, options{freePorts: true, sticky: mode, stickyKey: key, checkInterval: 50 * time.Millisecond,
 		logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

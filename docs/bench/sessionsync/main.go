@@ -11,7 +11,8 @@
 // replication lag (p50, p99, max), the sessions that never arrived, the
 // changes shed, the bytes sent on the wire per session (every instance's
 // UDP bytes less those of an idle cluster over the same time), and the
-// time Pin took on the request's goroutine (p50, p99). Then a fourth
+// time Pin took on the request's goroutine (p50, p99), beside the same Pin
+// into a table shared with nobody. Then a fourth
 // instance joins while the others hold -table sessions, and it prints how
 // long the newcomer took to hold 99% and all of them.
 //
@@ -117,7 +118,7 @@ func pct(d []time.Duration, p float64) time.Duration {
 }
 
 func main() {
-	rates := flag.String("rates", "100,1000,10000", "new sessions per second, one run each")
+	rates := flag.String("rates", "100,1000,10000,100000", "new sessions per second, one run each ('': none)")
 	duration := flag.Duration("duration", 5*time.Second, "how long each rate runs")
 	table := flag.Int("table", 100000, "sessions the instances hold when a new one joins (0: skip)")
 	flag.Parse()
@@ -148,8 +149,11 @@ func main() {
 	time.Sleep(*duration)
 	idle := packetBytes(ins) - before
 
-	fmt.Printf("%8s %10s %10s %10s %9s %8s %12s %12s %12s\n", "rate/s", "lag p50", "lag p99", "lag max", "missing", "shed", "bytes/sess", "Pin p50", "Pin p99")
+	fmt.Printf("%8s %10s %10s %10s %9s %8s %12s %12s %12s %12s %12s\n", "rate/s", "lag p50", "lag p99", "lag max", "missing", "shed", "bytes/sess", "Pin p50", "Pin p99", "alone p50", "alone p99")
 	for _, f := range strings.Split(*rates, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue // -rates '' measures the join alone
+		}
 		rate, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || rate <= 0 {
 			log.Fatalf("-rates: %q", f)
@@ -178,6 +182,8 @@ func run(ins []*instance, rate int, d time.Duration, idle int64) {
 	n := int(float64(rate) * d.Seconds())
 	interval := time.Second / time.Duration(rate)
 	pins := make([]time.Duration, 0, n)
+	alone := balancer.NewSessionTable(0, nil) // the same Pin, shared with nobody
+	pinsAlone := make([]time.Duration, 0, n)
 	startAt := time.Now()
 	for i := range n {
 		// Pace by the schedule, not by sleeps per session: late sessions
@@ -187,8 +193,12 @@ func run(ins []*instance, rate int, d time.Duration, idle int64) {
 		}
 		in := ins[i%len(ins)]
 		t0 := time.Now()
-		in.sync.Table().Pin(pool, "S"+strconv.FormatInt(t0.UnixNano(), 10), fmt.Sprintf("10.0.0.%d:9763", i%4+1), ttl)
+		id, be := "S"+strconv.FormatInt(t0.UnixNano(), 10), fmt.Sprintf("10.0.0.%d:9763", i%4+1)
+		in.sync.Table().Pin(pool, id, be, ttl)
 		pins = append(pins, time.Since(t0))
+		t1 := time.Now()
+		alone.Pin(pool, id, be, ttl)
+		pinsAlone = append(pinsAlone, time.Since(t1))
 	}
 	elapsed := time.Since(startAt)
 	// Give the last datagrams time to land before counting.
@@ -209,10 +219,11 @@ func run(ins []*instance, rate int, d time.Duration, idle int64) {
 	}
 	slices.Sort(lags)
 	slices.SortFunc(pins, cmp.Compare)
+	slices.SortFunc(pinsAlone, cmp.Compare)
 	sent := packetBytes(ins) - bytesBefore - int64(float64(idle)*(elapsed+500*time.Millisecond).Seconds()/d.Seconds())
-	fmt.Printf("%8d %10v %10v %10v %9d %8d %12.1f %12v %12v\n", rate,
+	fmt.Printf("%8d %10v %10v %10v %9d %8d %12.1f %12v %12v %12v %12v\n", rate,
 		pct(lags, 0.50).Round(time.Microsecond), pct(lags, 0.99).Round(time.Microsecond), pct(lags, 1).Round(time.Microsecond),
-		missing, shed-shedBefore, float64(sent)/float64(n), pct(pins, 0.50), pct(pins, 0.99))
+		missing, shed-shedBefore, float64(sent)/float64(n), pct(pins, 0.50), pct(pins, 0.99), pct(pinsAlone, 0.50), pct(pinsAlone, 0.99))
 }
 
 // joinTime fills the instances with table sessions and times a fourth

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -27,14 +28,29 @@ type Config struct {
 	// and HTTP/1.1) with TLSConfig, which is then required; Front closes it.
 	TLSListener net.Listener
 	TLSConfig   *tls.Config
+	// Engine serves the listeners (HTTP/2 is offered over TLS but with
+	// EngineOwn). Zero means DefaultEngine.
+	Engine Engine
 	// Member, when not nil, joins the instance to the cluster, and its
 	// pools follow the members' events (see carbonlb.Feed).
 	Member *membership.Config
 	// FallbackPort joins from a free cluster port when Member.Port is taken.
 	FallbackPort bool
+	// ShareSessions, with Member, shares the sessions the balancer learns
+	// (StickyLearn) with the cluster's other instances that share theirs
+	// (carbonlb.SessionSync): a client may then reach any instance, and an
+	// instance may restart, without losing its session. Balancer.Sessions
+	// must be nil.
+	ShareSessions bool
+	// SharedAwait, with ShareSessions, is the Sticky.Await of the
+	// learn-mode services that set none: how long a request waits for a
+	// session another instance learned to arrive. Zero means 50 ms; a
+	// negative value, no wait.
+	SharedAwait time.Duration
 	// HealthPath answers 200 while the instance can serve: 503 once it
-	// drains, and while a service has no healthy backend (as before the
-	// pools are learned). Whatever sends the instance traffic checks it.
+	// drains, while a service has no healthy backend (as before the
+	// pools are learned), and with ShareSessions until the other
+	// instances' sessions are fetched. Whatever sends the instance traffic checks it.
 	// Empty means "/healthz".
 	HealthPath string
 	// DrainDelay is how long Shutdown goes on accepting connections after
@@ -54,14 +70,17 @@ type Front struct {
 	lb       *balancer.Balancer
 	pools    *Pools
 	feed     *carbonlb.Feed
+	sessions *carbonlb.SessionSync // nil unless ShareSessions
+	await    time.Duration         // Config.SharedAwait, defaulted
 	member   *membership.Node
 	note     string
-	srv      *http.Server
-	tlsSrv   *http.Server
+	srv      *Server
+	tlsSrv   *Server
 	ln       net.Listener
 	tlsLn    net.Listener
 	served   chan error // one result per server started
-	watched  chan error
+	watched  chan error // one result per Run started on the member
+	runs     int        // the number of those
 	cancel   context.CancelFunc
 	delay    time.Duration
 	health   http.Handler // the balancer's own health check
@@ -85,6 +104,18 @@ func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
 		return nil, errors.New("front: TLSListener without TLSConfig")
 	}
 	cfg.Balancer.Logger = logger
+	if cfg.ShareSessions && cfg.Member != nil {
+		if cfg.Balancer.Sessions != nil {
+			return nil, errors.New("front: ShareSessions with a Balancer.Sessions of its own")
+		}
+		f.sessions = carbonlb.NewSessionSync(carbonlb.SessionSyncConfig{MaxSessions: cfg.Balancer.MaxSessions, Logger: logger})
+		f.await = cfg.SharedAwait
+		if f.await == 0 {
+			f.await = sharedAwait
+		}
+		cfg.Balancer.Sessions = f.sessions.Table()
+	}
+	f.awaitShared(&cfg.Balancer)
 	if f.lb, err = balancer.New(cfg.Balancer); err != nil {
 		return nil, err
 	}
@@ -94,6 +125,9 @@ func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
 		if mc.Logger == nil {
 			mc.Logger = logger
 		}
+		if f.sessions != nil {
+			mc.Messages = f.sessions
+		}
 		if f.member, f.note, err = listen.Join(ctx, mc, cfg.FallbackPort); err != nil {
 			return nil, err
 		}
@@ -102,8 +136,13 @@ func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
 		}
 		wctx, cancel := context.WithCancel(context.Background())
 		f.cancel = cancel
-		f.watched = make(chan error, 1)
+		f.watched = make(chan error, 2)
+		f.runs++
 		go func() { f.watched <- f.feed.Run(wctx, f.member) }()
+		if f.sessions != nil {
+			f.runs++
+			go func() { f.watched <- f.sessions.Run(wctx, f.member) }()
+		}
 	}
 	health := cfg.HealthPath
 	if health == "" {
@@ -121,17 +160,16 @@ func Start(ctx context.Context, cfg Config) (_ *Front, err error) {
 			f.lb.ServeHTTP(w, r)
 		}
 	})
-	newServer := func() *http.Server {
-		return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	newServer := func(tc *tls.Config) *Server {
+		return NewServer(ServerConfig{Engine: cfg.Engine, Handler: h, TLSConfig: tc, ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout: 2 * time.Minute, Logger: logger, ErrorLevel: slog.LevelDebug})
 	}
 	f.served = make(chan error, 2)
-	f.srv = newServer()
+	f.srv = newServer(nil)
 	go func() { f.served <- f.srv.Serve(f.ln) }()
 	if f.tlsLn != nil {
-		f.tlsSrv = newServer()
-		f.tlsSrv.TLSConfig = cfg.TLSConfig
-		go func() { f.served <- f.tlsSrv.ServeTLS(f.tlsLn, "", "") }()
+		f.tlsSrv = newServer(cfg.TLSConfig)
+		go func() { f.served <- f.tlsSrv.Serve(f.tlsLn) }()
 	}
 	return f, nil
 }
@@ -143,6 +181,19 @@ func (f *Front) serveHealth(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "draining")
 		return
+	}
+	if f.sessions != nil {
+		select {
+		case <-f.sessions.Ready():
+		default:
+			// Until the other instances' sessions are here, this one
+			// would send their clients to the wrong app server.
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "fetching sessions")
+			return
+		}
 	}
 	f.health.ServeHTTP(w, r)
 }
@@ -175,6 +226,38 @@ func (f *Front) StatusMembers() []balancer.StatusMember {
 
 // Feed returns the Feed of the instance's pools, nil without Member.
 func (f *Front) Feed() *carbonlb.Feed { return f.feed }
+
+// sharedAwait is the default of Config.SharedAwait, how long a request
+// waits for a session id its instance does not know to come from another
+// (balancer.Sticky.Await): longer than the replication lag on a LAN (well
+// under a millisecond; a few on a busy host), short enough for an id that
+// never comes.
+const sharedAwait = 50 * time.Millisecond
+
+// awaitShared sets Sticky.Await on the learn-mode services that have none,
+// when the instance shares its sessions.
+func (f *Front) awaitShared(c *balancer.Config) {
+	if f.sessions == nil || f.await < 0 {
+		return
+	}
+	c.Services = slices.Clone(c.Services)
+	for i := range c.Services {
+		if st := &c.Services[i].Sticky; st.Mode == balancer.StickyLearn && st.Await == 0 {
+			st.Await = f.await
+		}
+	}
+}
+
+// Update applies a new balancer configuration (balancer.Balancer.Update),
+// with the Sticky.Await of Config.ShareSessions.
+func (f *Front) Update(c balancer.Config) error {
+	f.awaitShared(&c)
+	return f.lb.Update(c)
+}
+
+// Sessions returns what shares the instance's learned sessions, nil
+// without Config.ShareSessions and Member.
+func (f *Front) Sessions() *carbonlb.SessionSync { return f.sessions }
 
 // Member returns the instance's cluster member, nil without one.
 func (f *Front) Member() *membership.Node { return f.member }
@@ -215,7 +298,7 @@ func (f *Front) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, srv := range []*http.Server{f.srv, f.tlsSrv} {
+	for _, srv := range []*Server{f.srv, f.tlsSrv} {
 		if srv != nil {
 			if err := srv.Shutdown(ctx); err != nil {
 				errs = append(errs, err)
@@ -244,7 +327,9 @@ func (f *Front) Close() error {
 	}
 	if f.cancel != nil {
 		f.cancel()
-		<-f.watched
+		for ; f.runs > 0; f.runs-- {
+			<-f.watched
+		}
 		f.cancel = nil
 	}
 	var errs []error

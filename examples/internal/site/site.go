@@ -77,6 +77,12 @@ type Config struct {
 	// Sticky, when not nil, is every service's session affinity. Nil keeps
 	// carbonlb.Services' StickyLearn of JSESSIONID.
 	Sticky *balancer.StickyMode
+	// ShareSessions, with Axis2, shares the sessions learned in
+	// StickyLearn with the cluster's other balancer instances that share
+	// theirs (front.Config.ShareSessions). Read at Start only.
+	ShareSessions bool
+	// SharedAwait is front.Config.SharedAwait. Read at Start only.
+	SharedAwait time.Duration
 	// StickyKeyFile names a file whose bytes, exactly, sign the
 	// StickyInsert cookie (balancer.Config.StickyKey, at least 16 bytes).
 	// Instances that share it honour each other's cookies. Empty means a
@@ -106,6 +112,9 @@ type Config struct {
 	// AccessLog, when not nil, receives one record per request at Info
 	// (balancer.Config.AccessLog).
 	AccessLog *slog.Logger
+	// Engine serves the listeners (front.Config.Engine); zero means
+	// front.DefaultEngine.
+	Engine front.Engine
 }
 
 // Site is a running balancer built from files.
@@ -270,7 +279,7 @@ func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, er
 		cfg.Logger.Warn("the cluster's traffic is not encrypted: anyone who reaches the cluster port can join it and announce backends; give a cluster key file")
 	}
 	fc := front.Config{Balancer: bcfg, Listener: ln, TLSListener: tlsLn, StatusPath: cfg.StatusPath,
-		DrainDelay: cfg.DrainDelay, Logger: cfg.Logger}
+		DrainDelay: cfg.DrainDelay, Logger: cfg.Logger, ShareSessions: cfg.ShareSessions, SharedAwait: cfg.SharedAwait, Engine: cfg.Engine}
 	s = &Site{cfg: cfg}
 	if tlsLn != nil {
 		if s.certs, err = loadCerts(cfg); err != nil {
@@ -422,7 +431,7 @@ func (s *Site) Reload() error {
 			}
 		}
 	}
-	if err := s.front.Balancer().Update(bcfg); err != nil {
+	if err := s.front.Update(bcfg); err != nil {
 		return err
 	}
 	if err := s.setStatic(static); err != nil {
