@@ -5,8 +5,10 @@
 // one node by its JSESSIONID, node failures hidden from users.
 //
 // A program creates a Balancer from a [Config], serves it from any
-// [net/http.Server], and feeds it backends with [Balancer.SetBackends]
-// (from cluster membership, a file, or a flag):
+// [net/http.Server] or from the package's own HTTP/1.1 engine, [Server]
+// (leaner than net/http's server, the same decisions; HTTP/2 handed to an
+// http.Server), and feeds it backends with [Balancer.SetBackends] (from
+// cluster membership, a file, or a flag):
 //
 //	cfg := balancer.DefaultConfig()
 //	cfg.Services = []balancer.Service{
@@ -20,7 +22,7 @@
 //		{ID: "w1", URL: "http://10.0.0.11:8280"},
 //		{ID: "w2", URL: "http://10.0.0.12:8280"},
 //	})
-//	http.ListenAndServe(":80", lb)
+//	http.ListenAndServe(":80", lb) // or: ln, _ := net.Listen("tcp", ":80"); lb.Serve(ln)
 //
 // # Routing
 //

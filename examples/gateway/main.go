@@ -57,6 +57,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -89,6 +90,7 @@ type options struct {
 	healthPath string
 	tenants    string
 	cpuProfile string
+	procs      int               // -procs: GOMAXPROCS, 0 for Go's default
 	ready      func(addr string) // called once listening (tests)
 
 	// Both modes.
@@ -148,6 +150,7 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	fs.StringVar(&o.healthPath, "health-path", "", "active HTTP health check path (empty: passive checks only)")
 	fs.StringVar(&o.tenants, "tenants", "", "with -lbconf: tenant file of \"domain id\" lines for the services' tenant_range (re-read on SIGHUP)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	fs.IntVar(&o.procs, "procs", 0, "OS threads running Go code at once (GOMAXPROCS; 0: one per CPU, Go's default); 1 spends less CPU per request on a host whose CPUs the backends or other programs share")
 	fs.StringVar(&engine, "engine", front.DefaultEngine.String(), "HTTP server: auto (the balancer's own HTTP/1.1 engine, net/http's server for HTTP/2), own (the own engine only: no HTTP/2) or net/http")
 	fs.StringVar(&o.lbconf, "lbconf", "", "loadbalancer.conf whose services configure the gateway (instead of -backends)")
 	fs.StringVar(&o.axis2, "axis2", "", "with -lbconf: axis2.xml whose clustering section makes the gateway a cluster member")
@@ -179,6 +182,9 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	})
 	if eerr != nil {
 		return o, fmt.Errorf("-engine: %w", eerr)
+	}
+	if o.procs < 0 {
+		return o, fmt.Errorf("-procs %d: want 0 or more", o.procs)
 	}
 	if *memberPort >= 0 {
 		o.memberPort = memberPort
@@ -528,6 +534,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "gateway: the configuration is valid")
 		return nil
+	}
+	if o.procs > 0 {
+		runtime.GOMAXPROCS(o.procs)
 	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)

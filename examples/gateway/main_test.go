@@ -148,6 +148,8 @@ func TestParseFlagsFileMode(t *testing.T) {
 		{[]string{"-lbconf", "lb.conf", "-status", "127.0.0.1:0"}, false},
 		{[]string{"-lbconf", "lb.conf", "-tls-self-signed", "a.localhost"}, false},
 		{[]string{"-lbconf", "lb.conf", "-drain", "-1s"}, false},
+		{[]string{"-backends", "http://a", "-procs", "1"}, true},
+		{[]string{"-backends", "http://a", "-procs", "-1"}, false},
 		{[]string{"-lbconf", "lb.conf", "-axis2", "axis2.xml", "-share-await", "2s"}, false},
 		{[]string{"-backends", "http://a", "-axis2", "axis2.xml"}, false},
 		{[]string{"-backends", "http://a", "-https", "127.0.0.1:0"}, false},
