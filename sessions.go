@@ -2,6 +2,7 @@ package carbonlb
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,7 +78,6 @@ type SessionSync struct {
 	applied func(balancer.SessionChange, bool)
 	logger  *slog.Logger
 	node    atomic.Pointer[membership.Node]
-	bufs    sync.Pool
 	ready   chan struct{} // closed once Run has fetched a table or found none to fetch
 	once    sync.Once     // closes ready
 
@@ -110,7 +110,6 @@ func NewSessionSync(cfg SessionSyncConfig) *SessionSync {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
-	s.bufs.New = func() any { b := make([]byte, 0, 128); return &b }
 	s.table = balancer.NewSessionTable(cfg.MaxSessions, s.changed)
 	return s
 }
@@ -143,9 +142,10 @@ func (s *SessionSync) changed(c balancer.SessionChange) {
 		s.unsent.Add(1)
 		return
 	}
-	bp := s.bufs.Get().(*[]byte)
-	b := append((*bp)[:0], syncVersion)
-	b = appendChange(b, c)
+	// Broadcast copies the message: it can be built on the stack (a
+	// session id past the array's size takes the heap).
+	var buf [192]byte
+	b := appendChange(append(buf[:0], syncVersion), c)
 	switch err := n.Broadcast(b); {
 	case err == nil:
 		s.sent.Add(1)
@@ -154,8 +154,6 @@ func (s *SessionSync) changed(c balancer.SessionChange) {
 	default: // too large, node closed
 		s.unsent.Add(1)
 	}
-	*bp = b
-	s.bufs.Put(bp)
 }
 
 // HandleMessage applies a change another instance broadcast. It implements
@@ -324,16 +322,8 @@ const (
 const maxSyncTTL = 24 * time.Hour
 
 func appendString(b []byte, s string) []byte {
-	b = appendUvarint(b, uint64(len(s)))
+	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
-}
-
-func appendUvarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
 }
 
 func appendChange(b []byte, c balancer.SessionChange) []byte {
@@ -343,7 +333,7 @@ func appendChange(b []byte, c balancer.SessionChange) []byte {
 		return appendString(b, c.ID)
 	}
 	b = append(b, kindPin)
-	b = appendUvarint(b, uint64((c.TTL+time.Second-1)/time.Second))
+	b = binary.AppendUvarint(b, uint64((c.TTL+time.Second-1)/time.Second))
 	b = appendString(b, c.Pool)
 	b = appendString(b, c.Backend)
 	return appendString(b, c.ID)
@@ -352,17 +342,11 @@ func appendChange(b []byte, c balancer.SessionChange) []byte {
 var errBadChange = errors.New("malformed session change")
 
 func readUvarint(b []byte) (uint64, []byte, error) {
-	var v uint64
-	for i := 0; i < len(b) && i < 10; i++ {
-		v |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i] < 0x80 {
-			if i == 9 && b[i] > 1 {
-				return 0, nil, errBadChange
-			}
-			return v, b[i+1:], nil
-		}
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, errBadChange // truncated, or over 64 bits
 	}
-	return 0, nil, errBadChange
+	return v, b[n:], nil
 }
 
 func readString(b []byte) (string, []byte, error) {

@@ -70,11 +70,16 @@ func (s *CertStore) AddFiles(certFile, keyFile string) error {
 	if err != nil {
 		return err
 	}
+	s.add(e)
+	return nil
+}
+
+// add serves entry e besides the others.
+func (s *CertStore) add(e certEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.entries = append(s.entries, e)
 	s.rebuild()
-	return nil
 }
 
 // AddCertificate serves an in-memory certificate (for example from
@@ -90,10 +95,7 @@ func (s *CertStore) AddCertificate(c tls.Certificate) error {
 		}
 		c.Leaf = leaf
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.entries = append(s.entries, certEntry{certs: []*tls.Certificate{&c}})
-	s.rebuild()
+	s.add(certEntry{certs: []*tls.Certificate{&c}})
 	return nil
 }
 

@@ -29,10 +29,7 @@ func (s *CertStore) AddKeystore(path, passwordFile string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.entries = append(s.entries, e)
-	s.rebuild()
+	s.add(e)
 	return nil
 }
 

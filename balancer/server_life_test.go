@@ -50,34 +50,29 @@ func TestServerClientGone(t *testing.T) {
 	var buf lockedBuffer
 	addr := startEngine(t, &Server{Balancer: engineBalancer(t, be, &buf)})
 
-	t.Run("waiting for the backend", func(t *testing.T) {
+	// abandon sends req, waits until the backend has its path, hangs up,
+	// and checks that the backend's request is canceled and logged 499.
+	abandon := func(t *testing.T, req, path string) {
+		t.Helper()
 		rc := dialRaw(t, addr)
-		rc.send("GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
-		if p := recv(t, be.arrived); p != "/block" {
+		rc.send(req)
+		if p := recv(t, be.arrived); p != path {
 			t.Fatalf("backend got %s", p)
 		}
 		rc.c.Close()
-		if p := recv(t, be.canceled); p != "/block" {
-			t.Errorf("canceled %s, want /block", p)
+		if p := recv(t, be.canceled); p != path {
+			t.Errorf("canceled %s, want %s", p, path)
 		}
-		if st, _ := accessStatus(t, &buf, "/block"); st != 499 {
+		if st, _ := accessStatus(t, &buf, path); st != 499 {
 			t.Errorf("logged status %v, want 499", st)
 		}
+	}
+	t.Run("waiting for the backend", func(t *testing.T) {
+		abandon(t, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n", "/block")
 	})
 	t.Run("mid-body", func(t *testing.T) {
-		rc := dialRaw(t, addr)
 		// Longer than what the balancer buffers: it is streamed.
-		rc.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("b", 1000))
-		if p := recv(t, be.arrived); p != "/up" {
-			t.Fatalf("backend got %s", p)
-		}
-		rc.c.Close()
-		if p := recv(t, be.canceled); p != "/up" {
-			t.Errorf("canceled %s, want /up", p)
-		}
-		if st, _ := accessStatus(t, &buf, "/up"); st != 499 {
-			t.Errorf("logged status %v, want 499", st)
-		}
+		abandon(t, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("b", 1000), "/up")
 	})
 	t.Run("mid-response", func(t *testing.T) {
 		rc := dialRaw(t, addr)

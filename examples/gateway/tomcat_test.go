@@ -33,6 +33,18 @@ func tomcatPair(t *testing.T, ctx context.Context) (a, b *tomcat.Instance) {
 	return a, b
 }
 
+// backendSet is a -backends value for node-a and node-b, named.
+type backendSet struct{ name, backends string }
+
+// backendSets are the two ways of giving the gateway the Tomcats: plain
+// URLs (the learned table alone) and name=URL (routes, the jvmRoutes).
+func backendSets(a, b *tomcat.Instance) []backendSet {
+	return []backendSet{
+		{"learned", a.URL() + "," + b.URL()},
+		{"routes", "node-a=" + a.URL() + ",node-b=" + b.URL()},
+	}
+}
+
 // tomcatGateway is the gateway's static mode running in-process.
 type tomcatGateway struct {
 	url    string
@@ -161,13 +173,7 @@ func TestTomcatSessionsStick(t *testing.T) {
 	a, b := tomcatPair(t, ctx)
 	client, tr := tomcatClient()
 	defer tr.CloseIdleConnections()
-	for _, tc := range []struct {
-		name     string
-		backends string
-	}{
-		{"learned", a.URL() + "," + b.URL()},
-		{"routes", "node-a=" + a.URL() + ",node-b=" + b.URL()},
-	} {
+	for _, tc := range backendSets(a, b) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := startTomcatGateway(t, "127.0.0.1:0", tc.backends)
 			const sessions, requests = 20, 20
@@ -298,13 +304,7 @@ func TestTomcatKillUnderLoad(t *testing.T) {
 	a, b := tomcatPair(t, ctx)
 	client, tr := tomcatClient()
 	defer tr.CloseIdleConnections()
-	for _, tc := range []struct {
-		name     string
-		backends string
-	}{
-		{"learned", a.URL() + "," + b.URL()},
-		{"routes", "node-a=" + a.URL() + ",node-b=" + b.URL()},
-	} {
+	for _, tc := range backendSets(a, b) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := startTomcatGateway(t, "127.0.0.1:0", tc.backends)
 			killUnderLoad(t, ctx, client, g, a)

@@ -16,7 +16,7 @@ import (
 
 // stepLoopback returns both ends of a TCP connection on 127.0.0.1, closed
 // at the test's end, for tests that write to the client end step by step.
-func stepLoopback(t *testing.T) (client, server net.Conn) {
+func stepLoopback(t testing.TB) (client, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -25,31 +25,7 @@ const loopbackDeadline = 10 * time.Second
 // writer waited for, at the test's end.
 func sendLoopback(t testing.TB, raw string) net.Conn {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			c = nil
-		}
-		accepted <- c
-	}()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := <-accepted
-	if server == nil {
-		client.Close()
-		t.Fatal("accept failed")
-	}
-	deadline := time.Now().Add(loopbackDeadline)
-	client.SetDeadline(deadline)
-	server.SetDeadline(deadline)
+	client, server := stepLoopback(t)
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
@@ -59,10 +35,9 @@ func sendLoopback(t testing.TB, raw string) net.Conn {
 			client.(*net.TCPConn).CloseWrite()
 		}
 	}()
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before stepLoopback's: the writer may wait on server
 		server.Close()
 		<-written
-		client.Close()
 	})
 	return server
 }
