@@ -128,6 +128,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		len(req.Header["Upgrade"]) > 0 || len(req.Header["Expect"]) > 0 {
 		return t.roundTripFallback(req)
 	}
+	if err := checkOutgoing(req); err != nil {
+		if hasBody {
+			req.Body.Close()
+		}
+		return nil, &roundTripError{op: "write request", notSent: true, err: err}
+	}
 	ctx := req.Context()
 	addr := req.URL.Host
 	if req.URL.Port() == "" {
@@ -252,7 +258,7 @@ func (t *Transport) exchange(ctx context.Context, pc *persistConn, req *http.Req
 		notSent := pc.written == start && pc.tlsIn == nil && !started
 		return nil, &roundTripError{op: op, notSent: notSent, respStarted: started, err: err}
 	}
-	werr := req.Write(pc.bw)
+	werr := writeRequest(pc.bw, req)
 	if werr == nil {
 		werr = pc.bw.Flush()
 	}
