@@ -25,8 +25,9 @@
 // with the balancer_stdclient tag, every request goes to the fallback
 // ([Enabled] is false).
 //
-// It writes a request with the bytes net/http's Request.Write would
-// write, and refuses first what net/http's Transport refuses: a method or
+// It reads a response as strictly as ReadRequest reads a request (see
+// readResponse), and writes a request with the bytes net/http's
+// Request.Write would write, and refuses first what net/http's Transport refuses: a method or
 // field name that is not a token, a field value with a control character
 // other than a tab.
 //

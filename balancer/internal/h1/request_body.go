@@ -43,7 +43,7 @@ var errDiscardLimit = errors.New("balancer: request body longer than what may be
 func NewBody(br *bufio.Reader, r *http.Request, lim RequestLimits) io.ReadCloser {
 	switch {
 	case len(r.TransferEncoding) > 0:
-		return &chunkedBody{br: br, r: r, maxBytes: lim.headerBytes(), maxFields: lim.headers()}
+		return &chunkedBody{br: br, trailer: &r.Trailer, maxBytes: lim.headerBytes(), maxFields: lim.headers()}
 	case r.ContentLength > 0:
 		return &lengthBody{br: br, left: r.ContentLength}
 	}

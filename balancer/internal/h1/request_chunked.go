@@ -42,9 +42,9 @@ const (
 // chunkedBody decodes a body in the chunked coding.
 type chunkedBody struct {
 	br        *bufio.Reader
-	r         *http.Request // receives the trailer fields
-	maxBytes  int           // bound of the trailer section's bytes
-	maxFields int           // bound of its fields
+	trailer   *http.Header // receives the trailer fields: a request's or a response's Trailer
+	maxBytes  int          // bound of the trailer section's bytes
+	maxFields int          // bound of its fields
 	state     chunkState
 	left      int64 // unread data of the current chunk
 	ext       int   // bytes of chunk extensions so far
@@ -341,7 +341,7 @@ func (b *chunkedBody) readLF() error {
 
 // readTrailer reads the trailer section after the last chunk: field lines
 // ended by CRLF, then CRLF (RFC 9112, section 7.1.2). The fields a trailer
-// may carry are added to r.Trailer once the section has ended.
+// may carry are added to the Trailer once the section has ended.
 func (b *chunkedBody) readTrailer() error {
 	var got http.Header
 	used, fields := 0, 0
@@ -369,11 +369,11 @@ func (b *chunkedBody) readTrailer() error {
 		}
 	}
 	if len(got) > 0 {
-		if b.r.Trailer == nil {
-			b.r.Trailer = make(http.Header, len(got))
+		if *b.trailer == nil {
+			*b.trailer = make(http.Header, len(got))
 		}
 		for k, v := range got {
-			b.r.Trailer[k] = append(b.r.Trailer[k], v...)
+			(*b.trailer)[k] = append((*b.trailer)[k], v...)
 		}
 	}
 	return nil

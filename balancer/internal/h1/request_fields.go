@@ -7,10 +7,11 @@ import (
 	"strings"
 )
 
-// fieldState is what the header fields say about a request's framing and
+// fieldState is what the header fields say about a message's framing and
 // connection, gathered while they are parsed.
 type fieldState struct {
-	proto10 bool // the request is HTTP/1.0
+	proto10  bool // the message is HTTP/1.0
+	response bool // the fields are a response's: Host is a field like others
 
 	hosts int    // Host fields seen
 	host  string // the first one's value
@@ -55,6 +56,9 @@ func (f *fieldState) parseFields(head string, pos, nfields int, h http.Header) *
 		key := fieldKey(name)
 		switch key {
 		case "Host":
+			if f.response {
+				break
+			}
 			// Kept out of Header, as net/http does: r.Host holds it.
 			f.hosts++
 			if f.hosts > 1 {
@@ -79,7 +83,7 @@ func (f *fieldState) parseFields(head string, pos, nfields int, h http.Header) *
 			f.clSeen, f.cl = true, n
 			value = digits
 		case "Transfer-Encoding":
-			// Kept out of Header, as net/http does: r.TransferEncoding
+			// Kept out of Header, as net/http does: TransferEncoding
 			// holds it.
 			f.parseTE(value)
 			continue

@@ -282,7 +282,7 @@ func (t *Transport) exchange(ctx context.Context, pc *persistConn, req *http.Req
 			return fail("read response", err)
 		}
 		started = true
-		resp, err := http.ReadResponse(pc.br, req)
+		resp, err := readResponse(pc.br, req)
 		if err != nil {
 			return fail("read response", err)
 		}
