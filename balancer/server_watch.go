@@ -12,7 +12,7 @@ import (
 // connection for the client going away (net/http's server watches from
 // the start): a request served sooner costs no background read, and a
 // client that leaves is noticed within this time.
-const watchDelay = 5 * time.Millisecond
+const watchDelay = 20 * time.Millisecond
 
 // watcher cancels the context of a request whose client goes away while
 // the request is in flight. Once the request has run for watchDelay and
