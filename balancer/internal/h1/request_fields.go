@@ -261,22 +261,12 @@ func (f *fieldState) frame(r *http.Request, ti *targetInfo) *RequestError {
 		}
 		return nil
 	}
-	switch {
-	case f.proto10:
-		// RFC 9112, section 6.1: an HTTP/1.0 message with
-		// Transfer-Encoding has faulty framing, whatever else it says.
-		return refuse(http.StatusBadRequest, whyTE10)
-	case f.teBad:
-		return refuse(http.StatusBadRequest, whyTEList)
-	case f.chunked > 1:
-		return refuse(http.StatusBadRequest, whyChunkedTwice)
-	case !f.lastChunk:
-		// RFC 9112, section 6.3: the body's length cannot be known.
-		return refuse(http.StatusBadRequest, whyChunkedNotLast)
-	case f.other:
-		// Chunked over a coding the balancer does not decode (RFC 9112,
-		// section 6.1).
-		return refuse(http.StatusNotImplemented, whyCoding)
+	switch why := f.teFault(); why {
+	case "":
+	case whyCoding:
+		return refuse(http.StatusNotImplemented, why)
+	default:
+		return refuse(http.StatusBadRequest, why)
 	}
 	if f.clSeen {
 		// RFC 9112, section 6.3: Transfer-Encoding overrides
@@ -292,23 +282,62 @@ func (f *fieldState) frame(r *http.Request, ti *targetInfo) *RequestError {
 		// reader fills.
 		r.Trailer = make(http.Header)
 	}
-	if tr, ok := r.Header["Trailer"]; ok {
-		// As net/http does: the fields the client announces are keys of
-		// r.Trailer with nil values until the body ends, and the field
-		// itself is removed. Those a trailer must not carry are left
-		// out, as their values will be.
-		delete(r.Header, "Trailer")
-		for _, v := range tr {
-			for el := range strings.SplitSeq(v, ",") {
-				if el = trimOWS(el); isToken(el) {
-					if k := fieldKey(el); !forbiddenTrailer(k) {
-						r.Trailer[k] = nil
-					}
-				}
+	// As net/http does: the fields the client announces are keys of
+	// r.Trailer with nil values until the body ends, and the field
+	// itself is removed. Those a trailer must not carry are left out,
+	// as their values will be.
+	announceTrailers(r.Header, r.Trailer)
+	return nil
+}
+
+// teFault says what makes the Transfer-Encoding fields seen unusable, or
+// "" when they say chunked, once and last.
+func (f *fieldState) teFault() string {
+	switch {
+	case f.proto10:
+		// RFC 9112, section 6.1: an HTTP/1.0 message with
+		// Transfer-Encoding has faulty framing, whatever else it says.
+		return whyTE10
+	case f.teBad:
+		return whyTEList
+	case f.chunked > 1:
+		return whyChunkedTwice
+	case !f.lastChunk:
+		// RFC 9112, section 6.3: the body's length cannot be known.
+		return whyChunkedNotLast
+	case f.other:
+		// Chunked over a coding the balancer does not decode (RFC 9112,
+		// section 6.1).
+		return whyCoding
+	}
+	return ""
+}
+
+// announceTrailers moves the names a Trailer field of h announces into
+// trailer, with nil values, and removes the field; the names a trailer
+// must not carry are left out. It reports whether one of them names a
+// field that frames a message (Content-Length, Transfer-Encoding,
+// Trailer).
+func announceTrailers(h, trailer http.Header) (framing bool) {
+	tr, ok := h["Trailer"]
+	if !ok {
+		return false
+	}
+	delete(h, "Trailer")
+	for _, v := range tr {
+		for el := range strings.SplitSeq(v, ",") {
+			if el = trimOWS(el); !isToken(el) {
+				continue
+			}
+			switch k := fieldKey(el); {
+			case k == "Content-Length" || k == "Transfer-Encoding" || k == "Trailer":
+				framing = true
+			case !forbiddenTrailer(k):
+				trailer[k] = nil
 			}
 		}
 	}
-	return nil
+	return framing
 }
 
 // fieldKey returns the canonical form of name, a token, as

@@ -147,17 +147,12 @@ func frameResponse(f *fieldState, resp *http.Response, br *bufio.Reader) error {
 	bodiless := resp.Request != nil && resp.Request.Method == http.MethodHead ||
 		resp.StatusCode < 200 || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 	if f.te {
-		switch {
-		case f.proto10:
+		switch why := f.teFault(); why {
+		case "":
+		case whyTE10:
 			return &responseError{reason: whyTE10Response}
-		case f.teBad:
-			return &responseError{reason: whyTEList}
-		case f.chunked > 1:
-			return &responseError{reason: whyChunkedTwice}
-		case !f.lastChunk:
-			return &responseError{reason: whyChunkedNotLast}
-		case f.other:
-			return &responseError{reason: whyCoding}
+		default:
+			return &responseError{reason: why}
 		}
 		if f.clSeen && !bodiless {
 			// RFC 9112, section 6.3: chunked overrides Content-Length,
@@ -171,22 +166,12 @@ func frameResponse(f *fieldState, resp *http.Response, br *bufio.Reader) error {
 		}
 		// As net/http does: the fields announced as trailers are keys
 		// of Trailer with nil values until the body ends, and Trailer
-		// leaves the header.
-		if tr, ok := resp.Header["Trailer"]; ok {
-			delete(resp.Header, "Trailer")
+		// leaves the header; as net/http refuses it, a trailer cannot
+		// frame.
+		if _, ok := resp.Header["Trailer"]; ok {
 			resp.Trailer = make(http.Header)
-			for _, v := range tr {
-				for el := range strings.SplitSeq(v, ",") {
-					if el = trimOWS(el); isToken(el) {
-						switch k := fieldKey(el); {
-						case k == "Content-Length" || k == "Transfer-Encoding" || k == "Trailer":
-							// As net/http refuses it: a trailer cannot frame.
-							return &responseError{reason: whyTrailerFraming}
-						case !forbiddenTrailer(k):
-							resp.Trailer[k] = nil
-						}
-					}
-				}
+			if announceTrailers(resp.Header, resp.Trailer) {
+				return &responseError{reason: whyTrailerFraming}
 			}
 		}
 	}
