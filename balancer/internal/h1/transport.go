@@ -123,16 +123,18 @@ func rewritable(method string) bool {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	scheme := req.URL.Scheme
 	hasBody := req.Body != nil && req.Body != http.NoBody
-	if !Enabled || (scheme != "http" && scheme != "https") ||
-		(hasBody && (req.GetBody == nil || req.ContentLength <= 0 || req.ContentLength > MaxBufferedBody)) ||
-		len(req.Header["Upgrade"]) > 0 || len(req.Header["Expect"]) > 0 {
-		return t.roundTripFallback(req)
-	}
+	// Refused here for both ways out, so that the error is the same, and
+	// says that nothing was sent.
 	if err := checkOutgoing(req); err != nil {
 		if hasBody {
 			req.Body.Close()
 		}
 		return nil, &roundTripError{op: "write request", notSent: true, err: err}
+	}
+	if !Enabled || (scheme != "http" && scheme != "https") ||
+		(hasBody && (req.GetBody == nil || req.ContentLength <= 0 || req.ContentLength > MaxBufferedBody)) ||
+		len(req.Header["Upgrade"]) > 0 || len(req.Header["Expect"]) > 0 {
+		return t.roundTripFallback(req)
 	}
 	ctx := req.Context()
 	addr := req.URL.Host
