@@ -526,3 +526,45 @@ func TestServerRequestForms(t *testing.T) {
 		t.Errorf("OPTIONS *: %d, close %v", resp.StatusCode, resp.Close)
 	}
 }
+
+// TestServerStreamedChunks: a response without a length streamed with
+// flushes goes out in the chunked coding exactly, whatever the size of
+// each write against the write buffer: small ones buffered, large ones
+// sent with their size line and the CRLF after them at once.
+func TestServerStreamedChunks(t *testing.T) {
+	writes := []string{"ab", strings.Repeat("x", 10<<10), strings.Repeat("y", 3<<10), "c", strings.Repeat("z", 5<<10)}
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i, p := range writes {
+			io.WriteString(w, p)
+			if i != 3 { // the fourth stays buffered with the fifth's size line
+				w.(http.Flusher).Flush()
+			}
+		}
+	})}
+	rc := dialRaw(t, startEngine(t, s))
+	rc.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(rc.br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		t.Fatalf("Transfer-Encoding %q, want chunked", resp.TransferEncoding)
+	}
+	var want strings.Builder
+	for _, p := range writes {
+		fmt.Fprintf(&want, "%x\r\n%s\r\n", len(p), p)
+	}
+	want.WriteString("0\r\n\r\n")
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(rc.br, got); err != nil {
+		t.Fatalf("reading the chunked body: %v", err)
+	}
+	if string(got) != want.String() {
+		t.Fatalf("chunked body on the wire differs:\n got %q…\nwant %q…", got[:min(len(got), 64)], want.String()[:64])
+	}
+	// The connection serves another request after it.
+	rc.send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, body := rc.response("GET"); body != strings.Join(writes, "") {
+		t.Errorf("second response body: %d bytes, want %d", len(body), len(strings.Join(writes, "")))
+	}
+}

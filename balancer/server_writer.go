@@ -122,6 +122,39 @@ func (w *connWriter) write(p []byte) error {
 	return nil
 }
 
+// crlf ends a chunk's data.
+var crlf = []byte("\r\n")
+
+// writeChunk writes p as one chunk of the chunked coding after the
+// buffered bytes. A chunk too large for the buffer goes out with them, its
+// size line and the CRLF after it in one writev, so that a Flush after it
+// (a streamed response) has nothing left to write.
+func (w *connWriter) writeChunk(p []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	w.room(20)
+	w.buf = strconv.AppendUint(w.buf, uint64(len(p)), 16)
+	w.buf = append(w.buf, crlf...)
+	if len(w.buf)+len(p)+len(crlf) <= cap(w.buf) || len(p) < cap(w.buf)/2 {
+		if err := w.write(p); err != nil {
+			return err
+		}
+		w.room(len(crlf))
+		w.buf = append(w.buf, crlf...)
+		return nil
+	}
+	w.deadline()
+	w.iov = append(w.iov[:0], w.buf, p, crlf)
+	_, err := w.iov.WriteTo(w.c.rwc)
+	w.iov = w.iov[:0]
+	w.buf = w.buf[:0]
+	if err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
 // writeString writes s after the buffered bytes.
 func (w *connWriter) writeString(s string) error {
 	if w.err != nil {
@@ -304,14 +337,9 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	bw := &w.c.bw
 	if w.chunked {
-		bw.room(20)
-		bw.buf = strconv.AppendUint(bw.buf, uint64(len(p)), 16)
-		bw.buf = append(bw.buf, "\r\n"...)
-		if err := bw.write(p); err != nil {
+		if err := bw.writeChunk(p); err != nil {
 			return 0, err
 		}
-		bw.room(2)
-		bw.buf = append(bw.buf, "\r\n"...)
 		return len(p), errCL
 	}
 	if err := bw.write(p); err != nil {
