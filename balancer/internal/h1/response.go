@@ -62,7 +62,7 @@ func asResponseError(re *RequestError) error {
 //     once); Transfer-Encoding must be chunked, once and last, and never
 //     in an HTTP/1.0 response (RFC 9112, section 6.1); with both, chunked
 //     frames the body, Content-Length is removed and the connection is
-//     closed after the response;
+//     closed after the response (a response without a body keeps both);
 //   - a response to HEAD, a 1xx, 204 or 304 has no body whatever its
 //     fields say; else chunked, Content-Length, or the rest of the
 //     connection (Close set).
