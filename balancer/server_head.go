@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/carbonlb/carbonlb/balancer/internal/h1"
 )
 
 // writeHead puts the response's head in the write buffer: the status
@@ -155,14 +157,8 @@ func appendStatusLine(b []byte, is11 bool, code int) []byte {
 // and LF in a value become spaces, so that no value can end the head.
 func appendHeader(b []byte, h http.Header, skip func(string) bool) []byte {
 	for k, vv := range h {
-		if len(vv) == 0 || skip(k) || !validFieldName(k) {
-			continue
-		}
-		for _, v := range vv {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = appendFieldValue(b, v)
-			b = append(b, "\r\n"...)
+		if len(vv) > 0 && !skip(k) {
+			b = appendField(b, k, vv)
 		}
 	}
 	return b
@@ -172,27 +168,27 @@ func appendHeader(b []byte, h http.Header, skip func(string) bool) []byte {
 // Trailer header, and those set with http.TrailerPrefix.
 func appendTrailers(b []byte, h http.Header, declared []string) []byte {
 	for _, k := range declared {
-		if !validFieldName(k) {
-			continue
-		}
-		for _, v := range h[k] {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = appendFieldValue(b, v)
-			b = append(b, "\r\n"...)
-		}
+		b = appendField(b, k, h[k])
 	}
 	for k, vv := range h {
-		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
-		if !ok || !validFieldName(name) {
-			continue
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			b = appendField(b, name, vv)
 		}
-		for _, v := range vv {
-			b = append(b, name...)
-			b = append(b, ": "...)
-			b = appendFieldValue(b, v)
-			b = append(b, "\r\n"...)
-		}
+	}
+	return b
+}
+
+// appendField appends a line for each of the values of the field name,
+// or nothing when name is not a token.
+func appendField(b []byte, name string, values []string) []byte {
+	if !h1.ValidFieldName(name) {
+		return b
+	}
+	for _, v := range values {
+		b = append(b, name...)
+		b = append(b, ": "...)
+		b = appendFieldValue(b, v)
+		b = append(b, "\r\n"...)
 	}
 	return b
 }
@@ -211,27 +207,6 @@ func appendFieldValue(b []byte, v string) []byte {
 		b = append(b, ch)
 	}
 	return b
-}
-
-// validFieldName reports whether k is a token (RFC 9110, section 5.1).
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !isTokenChar(k[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // headerHasToken reports whether the comma-separated values hold tok,

@@ -158,12 +158,7 @@ func trimOWS(s string) string {
 // bytes, empty elements and values over an int64 are refused.
 func parseContentLength(v string) (digits string, n int64, ok bool) {
 	first := true
-	for {
-		el := v
-		comma := strings.IndexByte(v, ',')
-		if comma >= 0 {
-			el, v = v[:comma], v[comma+1:]
-		}
+	for el := range strings.SplitSeq(v, ",") {
 		el = trimOWS(el)
 		if el == "" {
 			return "", 0, false
@@ -185,10 +180,8 @@ func parseContentLength(v string) (digits string, n int64, ok bool) {
 		} else if m != n {
 			return "", 0, false
 		}
-		if comma < 0 {
-			return digits, n, true
-		}
 	}
+	return digits, n, true
 }
 
 // parseTE takes in the codings of a Transfer-Encoding field, in order
@@ -196,12 +189,7 @@ func parseContentLength(v string) (digits string, n int64, ok bool) {
 // order and names matter; frame decides.
 func (f *fieldState) parseTE(v string) {
 	f.te = true
-	for {
-		el := v
-		comma := strings.IndexByte(v, ',')
-		if comma >= 0 {
-			el, v = v[:comma], v[comma+1:]
-		}
+	for el := range strings.SplitSeq(v, ",") {
 		el = trimOWS(el)
 		// An empty element, a coding with parameters ("chunked;x=y",
 		// or the malformed "chunked;") and a quoted string are refused:
@@ -217,27 +205,16 @@ func (f *fieldState) parseTE(v string) {
 			f.other = true
 			f.lastChunk = false
 		}
-		if comma < 0 {
-			return
-		}
 	}
 }
 
 // parseConnection notes the close and keep-alive options of a Connection
 // field (RFC 9110, section 7.6.1; case-insensitive).
 func (f *fieldState) parseConnection(v string) {
-	for {
-		el := v
-		comma := strings.IndexByte(v, ',')
-		if comma >= 0 {
-			el, v = v[:comma], v[comma+1:]
-		}
+	for el := range strings.SplitSeq(v, ",") {
 		el = trimOWS(el)
 		f.close = f.close || strings.EqualFold(el, "close")
 		f.keepAlive = f.keepAlive || strings.EqualFold(el, "keep-alive")
-		if comma < 0 {
-			return
-		}
 	}
 }
 

@@ -242,6 +242,10 @@ func isTokenByte(c byte) bool {
 	return c < 128 && tokenHi&(1<<(c-64)) != 0
 }
 
+// ValidFieldName reports whether name may be a header field's name: a
+// token (RFC 9110, section 5.1).
+func ValidFieldName(name string) bool { return isToken(name) }
+
 // isToken reports whether s is a non-empty token.
 func isToken(s string) bool {
 	if s == "" {
