@@ -13,12 +13,13 @@
 # 2 s, and runs wrk -t2 -c$CONNS for $DUR s with the harness's session
 # script on $PATHX. It prints, per request: the proxy's CPU (user and
 # system, all its processes), its voluntary and involuntary context
-# switches, the backends' CPU and the host's; the host's idle share; req/s
+# switches, the backends' CPU and the host's; the share of its threads'
+# time spent runnable but waiting for a CPU; the host's idle share; req/s
 # and wrk's p99. STRACE=1 also counts the proxy's system calls (strace -c,
 # which slows everything; the counts, not the times, are the figures).
 # Every process it starts is stopped on exit; all traffic is on loopback.
 set -euo pipefail
-[ $# -gt 0 ] || { sed -n '2,20p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,21p' "$0"; exit 2; }
 DUR=${DUR:-10} CONNS=${CONNS:-64} PATHX=${PATHX:-/}
 BENCH=${BENCH:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/bench}
 for tool in go wrk bc setsid pgrep; do
@@ -65,6 +66,17 @@ switches() {
 	done
 	echo "$v $n"
 }
+# sched: ns the proxy's threads ran and ns they waited, runnable, for a CPU.
+sched() {
+	local r=0 w=0 p f a b _n
+	for p in $(pgrep -g "$PC"); do
+		for f in /proc/"$p"/task/*/schedstat; do
+			read -r a b _n <"$f" 2>/dev/null || continue
+			r=$((r + a)) w=$((w + b))
+		done
+	done
+	echo "$r $w"
+}
 # host: busy and idle ticks of all CPUs.
 host() {
 	local _c u n s i w irq sirq _r
@@ -79,6 +91,7 @@ run_wrk() { # DURATION OUTFILE
 run_wrk 2 /dev/null
 c0=$(ticks "$PC") b0=$(($(ticks "$P1") + $(ticks "$P2")))
 read -r v0 n0 <<<"$(switches)"
+read -r r0 w0 <<<"$(sched)"
 read -r h0 i0 <<<"$(host)"
 if [ -n "${STRACE:-}" ]; then
 	setsid strace -c -f -p "$PC" -o "$W/strace.txt" & SP=$!
@@ -86,6 +99,7 @@ fi
 run_wrk "$DUR" "$W/wrk.txt"
 c1=$(ticks "$PC") b1=$(($(ticks "$P1") + $(ticks "$P2")))
 read -r v1 n1 <<<"$(switches)"
+read -r r1 w1 <<<"$(sched)"
 read -r h1 i1 <<<"$(host)"
 if [ -n "$SP" ]; then
 	kill -INT "$SP"
@@ -100,6 +114,7 @@ hz=$(getconf CLK_TCK)
 per() { echo "scale=2; $1 / $req" | bc; }               # a count per request
 us() { echo "scale=1; $1 * 1000000 / $hz / $req" | bc; } # ticks, in µs per request
 echo "proxy_cpu_us=$(us $((c1 - c0))) voluntary=$(per $((v1 - v0))) involuntary=$(per $((n1 - n0)))" \
+	"proxy_waiting_pct=$(echo "scale=1; 100 * ($w1 - $w0) / ($r1 - $r0 + $w1 - $w0)" | bc)" \
 	"backends_cpu_us=$(us $((b1 - b0))) host_busy_us=$(us $((h1 - h0)))" \
 	"host_idle_pct=$(echo "scale=1; 100 * ($i1 - $i0) / ($h1 - $h0 + $i1 - $i0)" | bc)" \
 	"req_s=$(awk '/Requests\/sec/ {print $2}' "$W/wrk.txt") p99=$(awk '/ 99%/ {print $2}' "$W/wrk.txt")"
