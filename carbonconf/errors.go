@@ -76,9 +76,10 @@ var ErrTooDeep = errors.New("elements nested too deeply")
 
 // ErrEncoding is wrapped by the *ParseError of a document holding a byte
 // its encoding does not allow: invalid UTF-8 in a document that declares
-// UTF-8 or nothing, a byte above 0x7F in one that declares US-ASCII, one of
-// the five bytes windows-1252 leaves undefined. XML 1.0 makes it a fatal
-// error (§4.3.3); read leniently it would become U+FFFD in a value.
+// UTF-8 or nothing (loadbalancer.conf declares nothing), a byte above 0x7F
+// in one that declares US-ASCII, one of the five bytes windows-1252 leaves
+// undefined. XML 1.0 makes it a fatal error (§4.3.3); read leniently it
+// would become U+FFFD in a value.
 var ErrEncoding = errors.New("not in the document's encoding")
 
 // ErrForbiddenChar is wrapped by the *ParseError of a document holding a

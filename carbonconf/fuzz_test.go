@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // addSeeds adds every file of testdata/<dir> to the corpus, plus inputs
@@ -122,12 +123,18 @@ func FuzzReadCatalina(f *testing.F) {
 }
 
 func FuzzReadLBConf(f *testing.F) {
-	addSeeds(f, "loadbalancer", "a { b: c; d { e f, g; } ", "x { y z; } # end", "}")
+	addSeeds(f, "loadbalancer", "a { b: c; d { e f, g; } ", "x { y z; } # end", "}",
+		"a { b caf\xc3\xa9; } # caf\xc3", "\xef\xbb\xbfa { b \xed\xa0\x80; }", "a\xc0\xaf { }")
 	f.Add(openLBConf(10_000))
 	f.Add(wideLBConf(20_000))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRead(t, in, func(b []byte) ([]byte, error) {
 			c, err := ReadLBConf(bytes.NewReader(b))
+			// The file is UTF-8: one that is not is refused for that,
+			// whatever else is wrong with it, and only for that.
+			if valid := utf8.Valid(b); valid == errors.Is(err, ErrEncoding) {
+				t.Fatalf("valid UTF-8 %v, error %v", valid, err)
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // LBConf is a parsed loadbalancer.conf of the WSO2 Elastic Load Balancer
@@ -127,8 +128,11 @@ func normKey(k string) string { return strings.ReplaceAll(strings.TrimSuffix(k, 
 var ErrUnclosedBlock = errors.New("block not closed")
 
 // ReadLBConf reads a loadbalancer.conf. Syntax errors give a *ParseError;
-// blocks left open at end of file are accepted, as the ELB accepts them, and
-// reported in Warnings. Lint and tools that show a file use it.
+// so does a byte that is not UTF-8 (truncated, overlong or surrogate
+// sequences included), wrapping ErrEncoding at the first such byte, anywhere
+// in the file, comments included. Blocks left open at end of file are
+// accepted, as the ELB accepts them, and reported in Warnings. Lint and
+// tools that show a file use it.
 func ReadLBConf(r io.Reader) (*LBConf, error) {
 	b, err := readAll(r)
 	if err != nil {
@@ -263,6 +267,19 @@ func (p *lbParser) token() (int, int) {
 
 func parseLBConf(file string, src []byte) (*LBConf, error) {
 	p := &lbParser{file: file, src: src, lines: lineStarts(src)}
+	// The file is UTF-8 throughout: a byte that is not would reach a key or
+	// value as itself, and the editor refuses to write such values. One pass
+	// over the whole file, before parsing; the offset is looked for only
+	// when there is one.
+	if !utf8.Valid(src) {
+		off := invalidUTF8(src)
+		return nil, p.errAt(off, "%w: expected UTF-8, found %s", ErrEncoding, badUTF8(src[off:]))
+	}
+	// A byte-order mark, as Windows editors write one, is no part of the
+	// first word; it stays in the bytes written back.
+	if bytes.HasPrefix(src, utf8BOM) {
+		p.i = len(utf8BOM)
+	}
 	conf := &LBConf{File: file, src: src, Root: &LBBlock{Line: 1, Col: 1, Closed: true}}
 	// One span per block: sized once, the map is not rehashed as it grows.
 	conf.spans = make(map[*LBBlock]*lbSpan, 1+bytes.Count(src, []byte("{")))
@@ -338,6 +355,89 @@ func parseLBConf(file string, src []byte) (*LBConf, error) {
 	}
 	conf.build()
 	return conf, nil
+}
+
+// utf8BOM is UTF-8's byte-order mark, U+FEFF.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// invalidUTF8 returns the offset of the first byte of src that does not
+// begin a valid UTF-8 sequence, or len(src) when there is none.
+func invalidUTF8(src []byte) int {
+	for i := 0; i < len(src); {
+		if src[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(src)
+}
+
+// badUTF8 describes, for an error message, the invalid UTF-8 sequence that
+// b starts with: why the bytes are not UTF-8 (RFC 3629 §3 and §4).
+func badUTF8(b []byte) string {
+	if len(b) == 0 {
+		return "end of file"
+	}
+	c := b[0]
+	var size int         // the sequence length the lead byte announces
+	lo, hi := 0x80, 0xBF // the second byte's range
+	switch {
+	case c < utf8.RuneSelf:
+		return fmt.Sprintf("byte %#02x", c) // not reached: ASCII is UTF-8
+	case c < 0xC0:
+		return fmt.Sprintf("byte %#02x, a continuation byte without a lead byte", c)
+	case c < 0xC2:
+		return fmt.Sprintf("byte %#02x, which begins an overlong encoding", c)
+	case c < 0xE0:
+		size = 2
+	case c < 0xF0:
+		size = 3
+		switch c {
+		case 0xE0:
+			lo = 0xA0
+		case 0xED:
+			hi = 0x9F
+		}
+	case c < 0xF5:
+		size = 4
+		switch c {
+		case 0xF0:
+			lo = 0x90
+		case 0xF4:
+			hi = 0x8F
+		}
+	default:
+		return fmt.Sprintf("byte %#02x, which UTF-8 never uses", c)
+	}
+	for i := 1; i < size; i++ {
+		what := fmt.Sprintf("byte %#02x", c)
+		if i > 1 {
+			what = fmt.Sprintf("bytes % #x", b[:i])
+		}
+		if i == len(b) {
+			return fmt.Sprintf("%s, a %d-byte sequence cut short by end of file", what, size)
+		}
+		if b[i] < 0x80 || b[i] > 0xBF {
+			return fmt.Sprintf("%s, a %d-byte sequence cut short by byte %#02x", what, size, b[i])
+		}
+		if i > 1 {
+			continue
+		}
+		switch {
+		case int(b[1]) < lo:
+			return fmt.Sprintf("bytes % #x, the start of an overlong encoding", b[:2])
+		case int(b[1]) > hi && c == 0xED:
+			return fmt.Sprintf("bytes % #x, the start of a UTF-16 surrogate (U+D800 to U+DFFF), which UTF-8 does not encode", b[:2])
+		case int(b[1]) > hi:
+			return fmt.Sprintf("bytes % #x, the start of a code point above U+10FFFF", b[:2])
+		}
+	}
+	return fmt.Sprintf("bytes % #x", b[:size]) // not reached: a valid sequence
 }
 
 func entryMap(b *LBBlock) map[string]string {

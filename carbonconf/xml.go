@@ -164,7 +164,7 @@ func (p *xparser) found(off int) string {
 
 func (p *xparser) parse() error {
 	src := p.src
-	if bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
+	if bytes.HasPrefix(src, utf8BOM) {
 		p.i = 3
 	}
 	var stack []*xnode
@@ -231,7 +231,7 @@ func (p *xparser) parse() error {
 			p.i += j + 2
 			n := &xnode{kind: xPI, start: start, end: p.i}
 			if bytes.HasPrefix(rest, []byte("<?xml")) && len(rest) > 5 && (isSpace(rune(rest[5])) || rest[5] == '?') {
-				if start != 0 && !(start == 3 && bytes.HasPrefix(src, []byte("\xef\xbb\xbf"))) {
+				if start != 0 && !(start == 3 && bytes.HasPrefix(src, utf8BOM)) {
 					return p.errAt(start, "expected the XML declaration only at the start of the document")
 				}
 				if err := p.decl(start, p.i); err != nil {
