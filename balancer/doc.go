@@ -97,5 +97,6 @@
 // on plain values, apart from net/http's types. [Balancer.Close] stops the
 // health checkers and upgraded connections and waits for them; the caller
 // owns its listeners and servers. TLS certificates by SNI come from a
-// [CertStore].
+// [CertStore]; the certificates trusted for https backends, when they are
+// not the system's roots, from a [TrustStore].
 package balancer

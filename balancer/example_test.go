@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/carbonlb/carbonlb/balancer"
@@ -164,4 +166,51 @@ func ExampleCertStore() {
 	// "mgt.esb.example.com" → mgt.esb.example.com
 	// "esb.example.com" → esb.example.com
 	// "" → esb.example.com
+}
+
+// A manager reached over HTTPS with its own self-signed certificate, as
+// Carbon's 9443 serves wso2carbon.jks: the balancer trusts that
+// certificate (a PEM file here; a truststore such as client-truststore.jks
+// with its password file reads the same way) and the name in it, though
+// the backend is addressed by IP.
+func ExampleTrustStore() {
+	cert, err := balancer.SelfSigned("mgt.esb.example.com")
+	if err != nil {
+		panic(err)
+	}
+	manager := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "manager, asked for %s\n", r.TLS.ServerName)
+	}))
+	manager.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	manager.StartTLS()
+	defer manager.Close()
+
+	dir, err := os.MkdirTemp("", "trust")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := balancer.WritePEM(cert, filepath.Join(dir, "mgt.crt"), filepath.Join(dir, "mgt.key")); err != nil {
+		panic(err)
+	}
+	var trust balancer.TrustStore
+	if err := trust.Add(filepath.Join(dir, "mgt.crt"), ""); err != nil {
+		panic(err)
+	}
+
+	cfg := balancer.DefaultConfig()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.TLSClientConfig = trust.ClientConfig("mgt.esb.example.com")
+	lb, err := balancer.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer lb.Close()
+	lb.SetBackends(cfg.Services[0].Pool, []balancer.Backend{{ID: "manager", URL: manager.URL}}) // https://127.0.0.1:port
+
+	rec := httptest.NewRecorder()
+	lb.ServeHTTP(rec, httptest.NewRequest("GET", "http://mgt.esb.example.com/carbon/", nil))
+	fmt.Print(rec.Code, " ", rec.Body.String())
+	// Output:
+	// 200 manager, asked for mgt.esb.example.com
 }

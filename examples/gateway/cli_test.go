@@ -89,6 +89,11 @@ func TestCheckFlag(t *testing.T) {
 		{"an absent loadbalancer.conf", []string{"-lbconf", filepath.Join(dir, "absent.conf")}, 1, "", "absent.conf"},
 		{"a sticky key too short", []string{"-lbconf", good, "-sticky", "insert", "-sticky-key-file", shortKey}, 1, "", "want at least 16"},
 		{"a bad static pool", []string{"-lbconf", good, "-static", "wso2.esb.domain/worker=gopher://x"}, 1, "", "gopher"},
+		{"a backend truststore", []string{"-backends", "https://10.0.0.1:9443", "-backend-truststore", keystores + "client-truststore.jks", "-backend-truststore-password-file", keystores + "password", "-backend-server-name", "esb.example.com"}, 0, "the configuration is valid", ""},
+		{"a backend truststore, wrong password", []string{"-lbconf", good, "-backend-truststore", keystores + "client-truststore.jks", "-backend-truststore-password-file", shortKey}, 1, "", "client-truststore.jks"},
+		{"a backend CA file that is absent", []string{"-lbconf", good, "-backend-ca", filepath.Join(dir, "no-ca.pem")}, 1, "", "no-ca.pem"},
+		{"a backend CA file without a certificate", []string{"-backends", "https://a", "-backend-ca", good}, 1, "", "no PEM certificate"},
+		{"a backend truststore without its password file", []string{"-backends", "https://a", "-backend-truststore", keystores + "client-truststore.jks"}, 2, "", "-backend-truststore-password-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

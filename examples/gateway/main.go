@@ -75,23 +75,26 @@ import (
 
 // options are the command-line settings.
 type options struct {
-	listen     string
-	backends   []string
-	sticky     balancer.StickyMode
-	policy     balancer.Policy
-	pool       string
-	tlsCerts   []string
-	tlsKeys    []string
-	keystores  []site.KeystoreFile // -tls-keystore with -tls-keystore-password-file
-	selfSigned []string
-	log        *cli.Log
-	accessLog  bool
-	check      bool
-	healthPath string
-	tenants    string
-	cpuProfile string
-	procs      int               // -procs: GOMAXPROCS, 0 for Go's default
-	ready      func(addr string) // called once listening (tests)
+	listen             string
+	backends           []string
+	sticky             balancer.StickyMode
+	policy             balancer.Policy
+	pool               string
+	tlsCerts           []string
+	tlsKeys            []string
+	keystores          []site.KeystoreFile // -tls-keystore with -tls-keystore-password-file
+	backendCAs         []string            // -backend-ca
+	backendTruststores []site.KeystoreFile // -backend-truststore with its password files
+	backendServerName  string              // -backend-server-name
+	selfSigned         []string
+	log                *cli.Log
+	accessLog          bool
+	check              bool
+	healthPath         string
+	tenants            string
+	cpuProfile         string
+	procs              int               // -procs: GOMAXPROCS, 0 for Go's default
+	ready              func(addr string) // called once listening (tests)
 
 	// Both modes.
 	engine                front.Engine // -engine
@@ -134,6 +137,7 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	fs := cli.NewFlagSet("gateway", usage, stderr)
 	var o options
 	var backends, sticky, policy, certs, keys, self, mgtAllow, trusted, proxy, keystores, keystorePWs, engine string
+	var backendCAs, truststores, truststorePWs string
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&backends, "backends", "", "comma-separated backend URLs (http://host:port), or name=URL: a backend whose name is its route (Tomcat's jvmRoute, for -sticky learn)")
 	fs.StringVar(&sticky, "sticky", "learn", "stickiness: learn (JSESSIONID), insert (own cookie) or off")
@@ -145,6 +149,10 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	fs.StringVar(&keystorePWs, "tls-keystore-password-file", "", "comma-separated files holding the password of each -tls-keystore")
 	fs.StringVar(&self, "tls-self-signed", "", "comma-separated host names for a generated self-signed certificate; enables HTTPS")
 	o.log = cli.LogFlags(fs, "info")
+	fs.StringVar(&backendCAs, "backend-ca", "", "comma-separated PEM files of the certificates trusted for https backends, in place of the system's roots (re-read on SIGHUP with -lbconf, else when they change)")
+	fs.StringVar(&truststores, "backend-truststore", "", "comma-separated Java truststores (JKS or PKCS#12, as Carbon's client-truststore.jks) whose certificates are trusted for https backends, in place of the system's roots")
+	fs.StringVar(&truststorePWs, "backend-truststore-password-file", "", "comma-separated files holding the password of each -backend-truststore")
+	fs.StringVar(&o.backendServerName, "backend-server-name", "", "name https backends' certificates must be valid for, sent as SNI (empty: with -backend-ca or -backend-truststore only the chain is verified, as HAProxy does without verifyhost; without them, the backend URL's host against the system's roots)")
 	fs.BoolVar(&o.accessLog, "access-log", false, "log one record per request at Info (client, host, method, path, status, bytes, duration, service, backend, sticky, retries, request id), in -log-format")
 	fs.BoolVar(&o.check, "check", false, "read and validate the configuration (files, keys, certificates, backends) and exit: 0 valid, 1 not; nothing listens")
 	fs.StringVar(&o.healthPath, "health-path", "", "active HTTP health check path (empty: passive checks only)")
@@ -194,6 +202,10 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 	}
 	var perr error
 	if o.proxyProtocol, perr = parseCIDRs("-proxy-protocol", proxy); perr != nil {
+		return o, perr
+	}
+	o.backendCAs = splitList(backendCAs)
+	if o.backendTruststores, perr = pairFiles("-backend-truststore", truststores, truststorePWs); perr != nil {
 		return o, perr
 	}
 	if o.lbconf != "" {
@@ -257,9 +269,15 @@ func parseCommandLine(args []string, stdout, stderr io.Writer) (options, error) 
 
 // parseKeystores pairs -tls-keystore with -tls-keystore-password-file.
 func parseKeystores(paths, passwordFiles string) ([]site.KeystoreFile, error) {
+	return pairFiles("-tls-keystore", paths, passwordFiles)
+}
+
+// pairFiles pairs the keystores of flag name with the password files of
+// name-password-file.
+func pairFiles(name, paths, passwordFiles string) ([]site.KeystoreFile, error) {
 	ps, pws := splitList(paths), splitList(passwordFiles)
 	if len(ps) != len(pws) {
-		return nil, errors.New("-tls-keystore and -tls-keystore-password-file must list the same number of files")
+		return nil, fmt.Errorf("%s and %s-password-file must list the same number of files", name, name)
 	}
 	var out []site.KeystoreFile
 	for i := range ps {
@@ -340,6 +358,7 @@ func (o options) siteConfig(logger *slog.Logger) site.Config {
 		cfg.Certs = append(cfg.Certs, site.CertFile{Cert: o.tlsCerts[i], Key: o.tlsKeys[i]})
 	}
 	cfg.Keystores = o.keystores
+	cfg.BackendCAs, cfg.BackendTruststores, cfg.BackendServerName = o.backendCAs, o.backendTruststores, o.backendServerName
 	return cfg
 }
 
@@ -567,6 +586,10 @@ func (o options) checkConfig(logger *slog.Logger) error {
 		return site.Check(o.siteConfig(logger))
 	}
 	cfg, bes := o.config(logger)
+	var err error
+	if _, cfg.TLSClientConfig, err = o.backendTLS(); err != nil {
+		return err
+	}
 	lb, err := balancer.New(cfg)
 	if err != nil {
 		return err
@@ -577,6 +600,13 @@ func (o options) checkConfig(logger *slog.Logger) error {
 	}
 	_, err = o.certStore()
 	return err
+}
+
+// backendTLS returns the static mode's trust for https backends, whose
+// files are checked for changes every 5 seconds (there is no SIGHUP
+// reload in this mode).
+func (o options) backendTLS() (*balancer.TrustStore, *tls.Config, error) {
+	return site.BackendTLS(o.backendCAs, o.backendTruststores, o.backendServerName, 0)
 }
 
 // certStore returns the static mode's certificates, nil without HTTPS.
@@ -618,6 +648,10 @@ func (o options) accessLogger(logger *slog.Logger) *slog.Logger {
 // serve runs the gateway until ctx is done.
 func serve(ctx context.Context, o options, logger *slog.Logger) error {
 	cfg, bes := o.config(logger)
+	var err error
+	if _, cfg.TLSClientConfig, err = o.backendTLS(); err != nil {
+		return err
+	}
 	lb, err := balancer.New(cfg)
 	if err != nil {
 		return err

@@ -54,11 +54,11 @@ type tomcatGateway struct {
 }
 
 // startTomcatGateway runs the gateway in learn mode on listen in front of
-// backends (the -backends flag) until stop or the test's end. Its log goes
-// to the test's output.
-func startTomcatGateway(t *testing.T, listen, backends string) *tomcatGateway {
+// backends (the -backends flag), with the flags extra, until stop or the
+// test's end. Its log goes to the test's output.
+func startTomcatGateway(t *testing.T, listen, backends string, extra ...string) *tomcatGateway {
 	t.Helper()
-	o, err := parseFlags([]string{"-listen", listen, "-backends", backends, "-sticky", "learn"}, io.Discard)
+	o, err := parseFlags(append([]string{"-listen", listen, "-backends", backends, "-sticky", "learn"}, extra...), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

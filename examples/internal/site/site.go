@@ -2,6 +2,7 @@ package site
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,13 @@ type Config struct {
 	Certs      []CertFile
 	Keystores  []KeystoreFile
 	SelfSigned []string
+	// BackendCAs (PEM files) and BackendTruststores (Java truststores)
+	// hold the certificates trusted for https backends, in place of the
+	// system's roots; BackendServerName is the name their certificates
+	// must be valid for (see BackendTLS). Re-read by Reload.
+	BackendCAs         []string
+	BackendTruststores []KeystoreFile
+	BackendServerName  string
 	// HealthPath, when not empty, turns on active HTTP health checks of
 	// every pool on this path.
 	HealthPath string
@@ -122,6 +130,7 @@ type Site struct {
 	cfg   Config
 	front *front.Front
 	certs *balancer.CertStore
+	trust *balancer.TrustStore // nil: the system's roots
 
 	mu         sync.Mutex         // serialises Reload
 	static     []string           // pools set from Static; guarded by mu
@@ -211,7 +220,7 @@ func (c Config) clusterKey() ([]byte, error) {
 
 // Check reads and validates every file cfg names, as Start and Reload do,
 // without listening or joining the cluster (nginx -t): loadbalancer.conf
-// (strictly), the tenant, static, key and certificate files and axis2.xml.
+// (strictly), the tenant, static, key, certificate and trust files and axis2.xml.
 // It returns the first problem, naming its file and, for a parse error,
 // line and column.
 func Check(cfg Config) error {
@@ -220,6 +229,9 @@ func Check(cfg Config) error {
 	}
 	bcfg, static, err := cfg.load()
 	if err != nil {
+		return err
+	}
+	if _, bcfg.TLSClientConfig, err = BackendTLS(cfg.BackendCAs, cfg.BackendTruststores, cfg.BackendServerName, -1); err != nil {
 		return err
 	}
 	lb, err := balancer.New(bcfg)
@@ -278,9 +290,15 @@ func Start(ctx context.Context, cfg Config, ln, tlsLn net.Listener) (s *Site, er
 	if cfg.Axis2 != "" && clusterKey == nil {
 		cfg.Logger.Warn("the cluster's traffic is not encrypted: anyone who reaches the cluster port can join it and announce backends; give a cluster key file")
 	}
+	trust, tlsc, err := BackendTLS(cfg.BackendCAs, cfg.BackendTruststores, cfg.BackendServerName, -1) // reloaded on Reload only
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	bcfg.TLSClientConfig = tlsc
 	fc := front.Config{Balancer: bcfg, Listener: ln, TLSListener: tlsLn, StatusPath: cfg.StatusPath,
 		DrainDelay: cfg.DrainDelay, Logger: cfg.Logger, ShareSessions: cfg.ShareSessions, SharedAwait: cfg.SharedAwait, Engine: cfg.Engine}
-	s = &Site{cfg: cfg}
+	s = &Site{cfg: cfg, trust: trust}
 	if tlsLn != nil {
 		if s.certs, err = loadCerts(cfg); err != nil {
 			closeAll()
@@ -383,6 +401,36 @@ func loadCerts(cfg Config) (*balancer.CertStore, error) {
 	return store, nil
 }
 
+// BackendTLS returns the client TLS configuration for https backends
+// that trusts the certificates of the PEM files cas and the Java
+// truststores stores, in place of the system's roots (nil without either),
+// with the store holding them, which checks its files for changes every
+// checkInterval (balancer.TrustStore.CheckInterval). With serverName,
+// certificates must be valid for it and it is sent as SNI; without, only
+// their chain is verified (balancer.TrustStore.ClientConfig). A
+// serverName without trust files verifies it against the system's roots.
+// With none of them it returns nil, nil: the defaults.
+func BackendTLS(cas []string, stores []KeystoreFile, serverName string, checkInterval time.Duration) (*balancer.TrustStore, *tls.Config, error) {
+	if len(cas) == 0 && len(stores) == 0 {
+		if serverName == "" {
+			return nil, nil, nil
+		}
+		return nil, &tls.Config{ServerName: serverName}, nil
+	}
+	ts := &balancer.TrustStore{CheckInterval: checkInterval}
+	for _, f := range cas {
+		if err := ts.Add(f, ""); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, k := range stores {
+		if err := ts.Add(k.Path, k.PasswordFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ts, ts.ClientConfig(serverName), nil
+}
+
 // setStatic sets the static pools and removes the static backends of those
 // no longer listed. A pool that cluster members fill too keeps them: the
 // two sources are merged (front.Pools).
@@ -405,7 +453,7 @@ func (s *Site) setStatic(static map[string][]balancer.Backend) error {
 }
 
 // Reload re-reads loadbalancer.conf, the static backends, the sticky key
-// file, the certificate files and axis2.xml and applies them atomically:
+// file, the certificate and trust files and axis2.xml and applies them atomically:
 // requests in flight finish under the old configuration, connections stay
 // open, and sessions and health state survive. From axis2.xml it applies the
 // well-known members (the member tries new ones at once) and the member
@@ -442,6 +490,11 @@ func (s *Site) Reload() error {
 			return err
 		}
 	}
+	if s.trust != nil {
+		if err := s.trust.Reload(); err != nil {
+			return err
+		}
+	}
 	if mc != nil {
 		if !slices.Equal(mc.WKA, s.member.WKA) {
 			if err := s.Member().SetWKA(mc.WKA); err != nil {
@@ -464,6 +517,10 @@ func (s *Site) Front() *front.Front { return s.front }
 // Certs returns the certificates served on the TLS listener, nil without
 // one.
 func (s *Site) Certs() *balancer.CertStore { return s.certs }
+
+// Trust returns the certificates trusted for https backends, nil when
+// they are the system's roots.
+func (s *Site) Trust() *balancer.TrustStore { return s.trust }
 
 // Member returns the site's cluster member, nil without Axis2.
 func (s *Site) Member() *membership.Node { return s.front.Member() }

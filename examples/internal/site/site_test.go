@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -778,5 +779,61 @@ func TestReloadRefusesUnclosedBlocks(t *testing.T) {
 			s2.Close()
 		}
 		t.Errorf("Start with the half file = %v, want ErrUnclosedBlock", err)
+	}
+}
+
+// TestBackendTrustReload: a site trusts the certificates of BackendCAs for
+// its https backends; Reload reads a replaced file, after which the
+// backend's certificate verifies, and keeps the certificates it has when
+// the file no longer loads.
+func TestBackendTrustReload(t *testing.T) {
+	leakcheck.Check(t)
+	back := httptest.NewTLSServer(standin.NewNode("worker"))
+	defer back.Close()
+	dir := t.TempDir()
+	conf, ca := filepath.Join(dir, "loadbalancer.conf"), filepath.Join(dir, "ca.pem")
+	write(t, conf, lbconf(false, 600000))
+	other, err := balancer.SelfSigned("other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := func(der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	write(t, ca, certPEM(other.Certificate[0]))
+	s, err := Start(t.Context(), Config{LBConf: conf, Static: "wso2.esb.domain/worker=" + back.URL, BackendCAs: []string{ca},
+		Logger: slog.New(slog.DiscardHandler)}, listenLoopback(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	subjectsNow := func() []string {
+		var out []string
+		for _, c := range s.Trust().Certificates() {
+			out = append(out, c.Subject.CommonName+strings.Join(c.DNSNames, ","))
+		}
+		return out
+	}
+	if got := subjectsNow(); len(got) != 1 || !strings.Contains(got[0], "other.example") {
+		t.Fatalf("trusted at start: %v", got)
+	}
+
+	write(t, ca, certPEM(back.Certificate().Raw))
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	u := &standin.Session{Client: client, URL: "http://" + s.Front().Addr().String(), Host: "esb.localhost"}
+	if r, err := u.Get(t.Context(), "/"); err != nil || r.Node != "worker" {
+		t.Fatalf("after the reload: %+v, %v", r, err)
+	}
+
+	write(t, ca, "-----BEGIN CERTIFICATE-----\nbroken\n")
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), ca) {
+		t.Errorf("reloading a broken CA file: %v, want an error naming it", err)
+	}
+	if got := subjectsNow(); len(got) != 1 || !strings.Contains(got[0], "example.com") {
+		t.Errorf("trusted after the failed reload: %v, want the backend's certificate still", got)
 	}
 }

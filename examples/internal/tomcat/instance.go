@@ -3,6 +3,7 @@ package tomcat
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -146,6 +147,48 @@ func create(dir, route string, port int) (*Instance, error) {
 		return nil, err
 	}
 	return &Instance{route: route, dir: dir, url: "http://127.0.0.1:" + strconv.Itoa(port)}, nil
+}
+
+// AddHTTPS adds an HTTPS connector on a free port of 127.0.0.1 to the
+// instance's server.xml, serving the key entry alias of the Java keystore
+// keystoreFile (JKS or PKCS#12) opened with password, as Carbon's
+// catalina-server.xml serves wso2carbon.jks on 9443; it returns the
+// connector's base URL. Call it before Start.
+func (in *Instance) AddHTTPS(keystoreFile, password, alias string) (string, error) {
+	abs, err := filepath.Abs(keystoreFile)
+	if err != nil {
+		return "", fmt.Errorf("tomcat: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(in.dir, "conf", "server.xml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("tomcat: %w", err)
+	}
+	const end = "</Service>"
+	if bytes.Count(b, []byte(end)) != 1 {
+		return "", fmt.Errorf("tomcat: %s: want %s once", p, end)
+	}
+	attr := func(v string) string {
+		var b strings.Builder
+		xml.EscapeText(&b, []byte(v)) // a strings.Builder does not fail
+		return b.String()
+	}
+	connector := fmt.Sprintf(`<Connector port="%d" address="127.0.0.1" protocol="org.apache.coyote.http11.Http11NioProtocol"
+               SSLEnabled="true" scheme="https" secure="true">
+      <SSLHostConfig>
+        <Certificate certificateKeystoreFile="%s" certificateKeystorePassword="%s" certificateKeyAlias="%s"/>
+      </SSLHostConfig>
+    </Connector>
+  `, port, attr(abs), attr(password), attr(alias))
+	b = bytes.Replace(b, []byte(end), []byte(connector+end), 1)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return "", fmt.Errorf("tomcat: %w", err)
+	}
+	return "https://127.0.0.1:" + strconv.Itoa(port), nil
 }
 
 // Route returns the instance's jvmRoute, the suffix of its session ids.
