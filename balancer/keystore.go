@@ -185,6 +185,9 @@ func (r *jksReader) u32() uint32 {
 
 // pkcs12Certificates returns the key and chain of a PKCS#12 keystore.
 func pkcs12Certificates(data, pw []byte) ([]*tls.Certificate, error) {
+	if err := checkPKCS12(data); err != nil {
+		return nil, err
+	}
 	key, leaf, cas, err := pkcs12.DecodeChain(data, string(pw))
 	if err != nil {
 		return nil, err

@@ -343,6 +343,9 @@ func jksTrusted(data, pw []byte) ([]*x509.Certificate, error) {
 // keytool writes one: certificates marked trusted for Java), or the leaf
 // certificate of a PKCS#12 keystore.
 func pkcs12Trusted(data, pw []byte) ([]*x509.Certificate, error) {
+	if err := checkPKCS12(data); err != nil {
+		return nil, err
+	}
 	certs, err := pkcs12.DecodeTrustStore(data, string(pw))
 	if err == nil {
 		return certs, nil

@@ -1,0 +1,108 @@
+package balancer
+
+import (
+	"encoding/asn1"
+	"math"
+	"os"
+	"strings"
+	"testing"
+)
+
+// pfx builds a PKCS#12 file's outer shape — version, authenticated safe,
+// MAC data — with the MAC's iteration count iterations; the safe holds
+// nothing a decoder could use.
+func pfx(t *testing.T, iterations int64) []byte {
+	t.Helper()
+	type algorithm struct {
+		Algorithm asn1.ObjectIdentifier
+		Params    asn1.RawValue `asn1:"optional"`
+	}
+	type digestInfo struct {
+		Algorithm algorithm
+		Digest    []byte
+	}
+	type macData struct {
+		Mac        digestInfo
+		Salt       []byte
+		Iterations int64
+	}
+	type contentInfo struct {
+		ContentType asn1.ObjectIdentifier
+		Content     []byte `asn1:"explicit,tag:0"`
+	}
+	safe, err := asn1.Marshal([]contentInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := asn1.Marshal(struct {
+		Version  int
+		AuthSafe contentInfo
+		MacData  macData
+	}{3, contentInfo{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}, safe},
+		macData{digestInfo{algorithm{Algorithm: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}}, make([]byte, 32)}, make([]byte, 8), iterations}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCheckPKCS12 reads keytool's PKCS#12 files (10,000 iterations) and
+// refuses files asking for more key-derivation iterations than the bound
+// — which the decoder would otherwise run, for hours: without the check
+// this test does not end — or for none, and files whose framing is
+// broken, in DER and in BER.
+func TestCheckPKCS12(t *testing.T) {
+	for _, name := range []string{"testdata/keystores/wso2carbon.p12", "testdata/keystores/client-truststore.p12"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkPKCS12(b); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := checkPKCS12(pfx(t, maxPKCS12Iterations)); err != nil {
+		t.Errorf("%d iterations: %v", maxPKCS12Iterations, err)
+	}
+	// An indefinite-length (BER) SEQUENCE of salt and count, as some
+	// Windows exports write their parameters.
+	ber := func(count ...byte) []byte {
+		b := []byte{0x30, 0x80, 0x04, 0x02, 0xaa, 0xbb, 0x02, byte(len(count))}
+		return append(append(b, count...), 0, 0)
+	}
+	if err := checkPKCS12(ber(0x27, 0x10)); err != nil {
+		t.Errorf("BER, 10,000 iterations: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"MAC, 2^31-1 iterations", pfx(t, math.MaxInt32), "iterations"},
+		{"MAC, one more than the bound", pfx(t, maxPKCS12Iterations+1), "iterations"},
+		{"MAC, zero iterations", pfx(t, 0), "not positive"},
+		{"MAC, negative iterations", pfx(t, -1), "not positive"},
+		{"BER, 2^40 iterations", ber(1, 0, 0, 0, 0, 0), "iterations"},
+		{"BER, no end of contents", ber(1)[:9], "without an end"},
+		{"a length past the end", []byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02, 0x01, 0x01}, "past the end"},
+		{"nested too deeply", nested(40), "nested too deeply"},
+		{"not BER", []byte("hello"), "PKCS#12"},
+	} {
+		_, err := pkcs12Trusted(tc.data, []byte("wso2carbon"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: truststore error %v, want one containing %q", tc.name, err, tc.want)
+		}
+		if _, err := pkcs12Certificates(tc.data, []byte("wso2carbon")); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: keystore error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// nested returns n SEQUENCEs, each inside the one before.
+func nested(n int) []byte {
+	b := []byte{0x05, 0x00} // NULL
+	for range n {
+		b = append([]byte{0x30, byte(len(b))}, b...)
+	}
+	return b
+}
