@@ -31,6 +31,13 @@ type Outcome struct {
 	// RequestID is the X-Request-ID sent to the backend, when
 	// Config.AccessLog is set.
 	RequestID string
+	// Cut says who cut the response short once its header was sent:
+	// "client" (it went away, or stopped reading for longer than the
+	// server's write timeout) or "backend" (its body failed: a reset, a
+	// stall longer than Timeouts.Read, fewer bytes than it announced).
+	// Status is then the status sent, and BytesOut what reached the
+	// client. Empty when the response was whole.
+	Cut string
 }
 
 type outcomeKey struct{}
@@ -47,7 +54,7 @@ func WithOutcome(r *http.Request) (*http.Request, *Outcome) {
 
 func (o *Outcome) fill(t *txn, be *backend, code int, out stickyOutcome) {
 	*o = Outcome{Sticky: out.String(), Status: code, Retries: t.retries,
-		BytesIn: t.bytesIn(), BytesOut: t.out, RequestID: t.reqID}
+		BytesIn: t.bytesIn(), BytesOut: t.out, RequestID: t.reqID, Cut: t.cut}
 	if t.s != nil {
 		o.Service, o.Pool = t.s.Name, t.s.Pool
 	}

@@ -19,6 +19,7 @@ type txn struct {
 	body    *reqBody // the client's request body, or nil
 	out     int64    // response body bytes written to the client
 	reqID   string   // X-Request-ID, with Config.AccessLog
+	cut     string   // who cut the response short after its header: "client", "backend" or ""
 }
 
 // bytesIn returns the request body bytes read from the client so far.
@@ -80,6 +81,9 @@ func (b *Balancer) logAccess(t *txn, be *backend, code int, out stickyOutcome, e
 	}
 	if t.reqID != "" {
 		attrs = append(attrs, slog.String("request_id", t.reqID))
+	}
+	if t.cut != "" {
+		attrs = append(attrs, slog.String("cut", t.cut))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
@@ -150,14 +154,15 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, t *txn, resp *http.Respon
 	}
 	bp := b.bufs.Get().(*[]byte)
 	buf := *bp
-	var rerr error
+	var rerr, werr error
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			m, werr := w.Write(buf[:n])
+			var m int
+			m, werr = w.Write(buf[:n])
 			t.out += int64(m)
 			if werr != nil {
-				break // the client went away
+				break // the client went away, or stopped reading
 			}
 			if fl != nil {
 				fl.Flush()
@@ -183,7 +188,9 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, t *txn, resp *http.Respon
 		// client went away; as with nginx, whose max_fails counts only
 		// failures up to the response header, it does not count towards
 		// MaxFails.
+		t.cut = "client"
 		if r.Context().Err() == nil && body.clientErr() == nil {
+			t.cut = "backend"
 			be.failures.Add(1)
 			be.mu.Lock()
 			be.lastErr = rerr.Error()
@@ -191,6 +198,13 @@ func (b *Balancer) copyResponse(w http.ResponseWriter, t *txn, resp *http.Respon
 		}
 		b.logAccess(t, be, resp.StatusCode, d.outcome, rerr)
 		panic(http.ErrAbortHandler)
+	}
+	if werr != nil {
+		// The status was sent and stays the one logged, as nginx logs it;
+		// the record says the client cut the response.
+		t.cut = "client"
+		b.logAccess(t, be, resp.StatusCode, d.outcome, werr)
+		return
 	}
 	b.logAccess(t, be, resp.StatusCode, d.outcome, nil)
 }
