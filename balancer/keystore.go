@@ -72,15 +72,10 @@ func loadKeystoreEntry(path, passwordFile string) (certEntry, error) {
 // jksCertificates returns the private-key entries of a JKS keystore, in
 // alias order.
 func jksCertificates(data, pw []byte) ([]*tls.Certificate, error) {
-	if err := checkJKS(data); err != nil {
+	ks, aliases, err := loadJKS(data, pw)
+	if err != nil {
 		return nil, err
 	}
-	ks := keystore.New()
-	if err := ks.Load(bytes.NewReader(data), pw); err != nil {
-		return nil, err
-	}
-	aliases := ks.Aliases()
-	sort.Strings(aliases)
 	var out []*tls.Certificate
 	for _, alias := range aliases {
 		if !ks.IsPrivateKeyEntry(alias) {
@@ -105,6 +100,21 @@ func jksCertificates(data, pw []byte) ([]*tls.Certificate, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// loadJKS checks and loads a JKS keystore, and returns it with its
+// aliases in order.
+func loadJKS(data, pw []byte) (keystore.KeyStore, []string, error) {
+	if err := checkJKS(data); err != nil {
+		return keystore.KeyStore{}, nil, err
+	}
+	ks := keystore.New()
+	if err := ks.Load(bytes.NewReader(data), pw); err != nil {
+		return keystore.KeyStore{}, nil, err
+	}
+	aliases := ks.Aliases()
+	sort.Strings(aliases)
+	return ks, aliases, nil
 }
 
 // checkJKS walks the framing of a JKS keystore and refuses one whose

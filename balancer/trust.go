@@ -9,12 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pavlo-v-chernykh/keystore-go/v4"
 	"software.sslmate.com/src/go-pkcs12"
 )
 
@@ -299,15 +297,10 @@ func truststoreCertificates(data []byte, passwordFile string) ([]*x509.Certifica
 // jksTrusted returns the trusted certificates of a JKS keystore and the
 // certificates of its private-key entries, in alias order.
 func jksTrusted(data, pw []byte) ([]*x509.Certificate, error) {
-	if err := checkJKS(data); err != nil {
+	ks, aliases, err := loadJKS(data, pw)
+	if err != nil {
 		return nil, err
 	}
-	ks := keystore.New()
-	if err := ks.Load(bytes.NewReader(data), pw); err != nil {
-		return nil, err
-	}
-	aliases := ks.Aliases()
-	sort.Strings(aliases)
 	var out []*x509.Certificate
 	for _, alias := range aliases {
 		var der []byte
