@@ -106,3 +106,30 @@ func nested(n int) []byte {
 	}
 	return b
 }
+
+// FuzzCheckPKCS12: the walker ends on any bytes without a panic, and an
+// accepted input, wrapped in a SEQUENCE after a salt-like OCTET STRING and
+// a count above the bound, is refused: the bound holds wherever the
+// walker reads. Seeded with keytool's files and BER shapes.
+func FuzzCheckPKCS12(f *testing.F) {
+	for _, name := range []string{"testdata/keystores/wso2carbon.p12", "testdata/keystores/client-truststore.p12"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0x30, 0x80, 0x04, 0x02, 0xaa, 0xbb, 0x02, 0x02, 0x27, 0x10, 0, 0})
+	f.Add([]byte{0x24, 0x80, 0x04, 0x01, 0x30, 0x04, 0x01, 0x00, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if checkPKCS12(data) != nil || len(data) > 1<<16 {
+			return
+		}
+		// SEQUENCE { data, OCTET STRING, INTEGER 2^31-1 }, definite length.
+		inner := append(append([]byte(nil), data...), 0x04, 0x01, 0xaa, 0x02, 0x04, 0x7f, 0xff, 0xff, 0xff)
+		wrapped := append([]byte{0x30, 0x83, byte(len(inner) >> 16), byte(len(inner) >> 8), byte(len(inner))}, inner...)
+		if err := checkPKCS12(wrapped); err == nil || !strings.Contains(err.Error(), "iterations") {
+			t.Fatalf("a count of 2^31-1 after accepted input: %v", err)
+		}
+	})
+}
