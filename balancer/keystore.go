@@ -5,12 +5,12 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
 
+	"github.com/carbonlb/carbonlb/balancer/internal/keyfile"
 	"github.com/pavlo-v-chernykh/keystore-go/v4"
 	"software.sslmate.com/src/go-pkcs12"
 )
@@ -33,9 +33,6 @@ func (s *CertStore) AddKeystore(path, passwordFile string) error {
 	return nil
 }
 
-// jksMagic starts every JKS keystore.
-var jksMagic = []byte{0xfe, 0xed, 0xfe, 0xed}
-
 func loadKeystoreEntry(path, passwordFile string) (certEntry, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -51,7 +48,7 @@ func loadKeystoreEntry(path, passwordFile string) (certEntry, error) {
 	}
 	pw = bytes.TrimRight(pw, "\r\n")
 	var certs []*tls.Certificate
-	if bytes.HasPrefix(data, jksMagic) {
+	if keyfile.IsJKS(data) {
 		certs, err = jksCertificates(data, pw)
 	} else {
 		certs, err = pkcs12Certificates(data, pw)
@@ -105,7 +102,7 @@ func jksCertificates(data, pw []byte) ([]*tls.Certificate, error) {
 // loadJKS checks and loads a JKS keystore, and returns it with its
 // aliases in order.
 func loadJKS(data, pw []byte) (keystore.KeyStore, []string, error) {
-	if err := checkJKS(data); err != nil {
+	if err := keyfile.CheckJKS(data); err != nil {
 		return keystore.KeyStore{}, nil, err
 	}
 	ks := keystore.New()
@@ -117,85 +114,9 @@ func loadJKS(data, pw []byte) (keystore.KeyStore, []string, error) {
 	return ks, aliases, nil
 }
 
-// checkJKS walks the framing of a JKS keystore and refuses one whose
-// lengths or counts exceed the bytes it has: the decoder allocates what a
-// length field says before reading, so a corrupt or hostile file could
-// otherwise make it allocate gigabytes.
-func checkJKS(data []byte) error {
-	r := jksReader{b: data}
-	if r.u32() != binary.BigEndian.Uint32(jksMagic) {
-		return errors.New("not a JKS keystore")
-	}
-	version := r.u32()
-	if version != 1 && version != 2 {
-		return fmt.Errorf("JKS version %d: want 1 or 2", version)
-	}
-	cert := func() {
-		if version == 2 {
-			r.skip(int(r.u16())) // the certificate type
-		}
-		r.skip(int(r.u32()))
-	}
-	for n := r.u32(); n > 0 && r.err == nil; n-- {
-		tag := r.u32()
-		r.skip(int(r.u16())) // alias
-		r.skip(8)            // creation time
-		switch tag {
-		case 1: // private key
-			r.skip(int(r.u32()))
-			certs := r.u32()
-			if uint64(certs)*4 > uint64(len(r.b)) {
-				return errors.New("JKS: certificate count larger than the file")
-			}
-			for ; certs > 0 && r.err == nil; certs-- {
-				cert()
-			}
-		case 2: // trusted certificate
-			cert()
-		default:
-			return fmt.Errorf("JKS: unknown entry tag %d", tag)
-		}
-	}
-	r.skip(20) // the SHA-1 digest
-	return r.err
-}
-
-// jksReader reads the big-endian framing of a JKS keystore; after the
-// first read past the end, err is set and every read returns 0.
-type jksReader struct {
-	b   []byte
-	err error
-}
-
-func (r *jksReader) take(n int) []byte {
-	if r.err != nil || n < 0 || n > len(r.b) {
-		r.err = errors.New("JKS: a length runs past the end of the file")
-		return nil
-	}
-	p := r.b[:n]
-	r.b = r.b[n:]
-	return p
-}
-
-func (r *jksReader) skip(n int) { r.take(n) }
-
-func (r *jksReader) u16() uint16 {
-	if p := r.take(2); p != nil {
-		return binary.BigEndian.Uint16(p)
-	}
-	return 0
-}
-
-func (r *jksReader) u32() uint32 {
-	if p := r.take(4); p != nil {
-		return binary.BigEndian.Uint32(p)
-	}
-	return 0
-}
-
 // pkcs12Certificates returns the key and chain of a PKCS#12 keystore.
 func pkcs12Certificates(data, pw []byte) ([]*tls.Certificate, error) {
-	if err := checkPKCS12(data); err != nil {
+	if err := keyfile.CheckPKCS12(data); err != nil {
 		return nil, err
 	}
 	key, leaf, cas, err := pkcs12.DecodeChain(data, string(pw))

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -149,7 +150,7 @@ func FuzzKeystore(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add(append([]byte(nil), jksMagic...))
+	f.Add([]byte{0xfe, 0xed, 0xfe, 0xed}) // the JKS magic alone
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, read := range []func([]byte, []byte) ([]*tls.Certificate, error){jksCertificates, pkcs12Certificates} {
 			certs, err := read(data, []byte("wso2carbon"))
@@ -163,4 +164,35 @@ func FuzzKeystore(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestKeystoreIterationCheck: a PKCS#12 file is checked before it is
+// decoded, as a keystore to serve and as a truststore: keytool's file with
+// its MAC's iteration count made negative is refused by the check, naming
+// the file, not by the decoder.
+func TestKeystoreIterationCheck(t *testing.T) {
+	b, err := os.ReadFile("testdata/keystores/wso2carbon.p12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.LastIndex(b, []byte{0x02, 0x02, 0x27, 0x10}) // the MAC's INTEGER 10000, at the end
+	if i < 0 {
+		t.Fatal("no iteration count 10000 in keytool's file")
+	}
+	b[i+2], b[i+3] = 0xff, 0xff // -1
+	path := filepath.Join(t.TempDir(), "bad.p12")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const pw = "testdata/keystores/password"
+	var certs CertStore
+	err = certs.AddKeystore(path, pw)
+	if err == nil || !strings.Contains(err.Error(), "iteration count") || !strings.Contains(err.Error(), path) {
+		t.Errorf("keystore: %v", err)
+	}
+	var trust TrustStore
+	err = trust.Add(path, pw)
+	if err == nil || !strings.Contains(err.Error(), "iteration count") || !strings.Contains(err.Error(), path) {
+		t.Errorf("truststore: %v", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carbonlb/carbonlb/balancer/internal/keyfile"
 	"software.sslmate.com/src/go-pkcs12"
 )
 
@@ -264,7 +265,7 @@ func pemCertificates(data []byte) ([]*x509.Certificate, error) {
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		if bytes.HasPrefix(data, jksMagic) || len(data) > 0 && data[0] == 0x30 {
+		if keyfile.IsJKS(data) || len(data) > 0 && data[0] == 0x30 {
 			return nil, errors.New("no PEM certificate: a Java truststore needs its password file")
 		}
 		return nil, errors.New("no PEM certificate")
@@ -280,7 +281,7 @@ func truststoreCertificates(data []byte, passwordFile string) ([]*x509.Certifica
 	}
 	pw = bytes.TrimRight(pw, "\r\n")
 	var certs []*x509.Certificate
-	if bytes.HasPrefix(data, jksMagic) {
+	if keyfile.IsJKS(data) {
 		certs, err = jksTrusted(data, pw)
 	} else {
 		certs, err = pkcs12Trusted(data, pw)
@@ -336,7 +337,7 @@ func jksTrusted(data, pw []byte) ([]*x509.Certificate, error) {
 // keytool writes one: certificates marked trusted for Java), or the leaf
 // certificate of a PKCS#12 keystore.
 func pkcs12Trusted(data, pw []byte) ([]*x509.Certificate, error) {
-	if err := checkPKCS12(data); err != nil {
+	if err := keyfile.CheckPKCS12(data); err != nil {
 		return nil, err
 	}
 	certs, err := pkcs12.DecodeTrustStore(data, string(pw))

@@ -1,4 +1,4 @@
-package balancer
+package keyfile
 
 import (
 	"encoding/asn1"
@@ -46,23 +46,21 @@ func pfx(t *testing.T, iterations int64) []byte {
 	return b
 }
 
-// TestCheckPKCS12 reads keytool's PKCS#12 files (10,000 iterations) and
+// TestCheckPKCS12 accepts keytool's PKCS#12 files (10,000 iterations) and
 // refuses files asking for more key-derivation iterations than the bound
-// — which the decoder would otherwise run, for hours: without the check
-// this test does not end — or for none, and files whose framing is
-// broken, in DER and in BER.
+// or for none, and files whose framing is broken, in DER and in BER.
 func TestCheckPKCS12(t *testing.T) {
-	for _, name := range []string{"testdata/keystores/wso2carbon.p12", "testdata/keystores/client-truststore.p12"} {
+	for _, name := range []string{"../../testdata/keystores/wso2carbon.p12", "../../testdata/keystores/client-truststore.p12"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := checkPKCS12(b); err != nil {
+		if err := CheckPKCS12(b); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if err := checkPKCS12(pfx(t, maxPKCS12Iterations)); err != nil {
-		t.Errorf("%d iterations: %v", maxPKCS12Iterations, err)
+	if err := CheckPKCS12(pfx(t, MaxPKCS12Iterations)); err != nil {
+		t.Errorf("%d iterations: %v", MaxPKCS12Iterations, err)
 	}
 	// An indefinite-length (BER) SEQUENCE of salt and count, as some
 	// Windows exports write their parameters.
@@ -70,7 +68,7 @@ func TestCheckPKCS12(t *testing.T) {
 		b := []byte{0x30, 0x80, 0x04, 0x02, 0xaa, 0xbb, 0x02, byte(len(count))}
 		return append(append(b, count...), 0, 0)
 	}
-	if err := checkPKCS12(ber(0x27, 0x10)); err != nil {
+	if err := CheckPKCS12(ber(0x27, 0x10)); err != nil {
 		t.Errorf("BER, 10,000 iterations: %v", err)
 	}
 	for _, tc := range []struct {
@@ -79,21 +77,19 @@ func TestCheckPKCS12(t *testing.T) {
 		want string
 	}{
 		{"MAC, 2^31-1 iterations", pfx(t, math.MaxInt32), "iterations"},
-		{"MAC, one more than the bound", pfx(t, maxPKCS12Iterations+1), "iterations"},
+		{"MAC, one more than the bound", pfx(t, MaxPKCS12Iterations+1), "iterations"},
 		{"MAC, zero iterations", pfx(t, 0), "not positive"},
 		{"MAC, negative iterations", pfx(t, -1), "not positive"},
 		{"BER, 2^40 iterations", ber(1, 0, 0, 0, 0, 0), "iterations"},
 		{"BER, no end of contents", ber(1)[:9], "without an end"},
 		{"a length past the end", []byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x02, 0x01, 0x01}, "past the end"},
 		{"nested too deeply", nested(40), "nested too deeply"},
-		{"not BER", []byte("hello"), "PKCS#12"},
+		{"not BER", []byte("hello"), "past the end"},
+		{"a multi-byte tag", []byte{0x1f, 0x81, 0x00}, "malformed"},
 	} {
-		_, err := pkcs12Trusted(tc.data, []byte("wso2carbon"))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: truststore error %v, want one containing %q", tc.name, err, tc.want)
-		}
-		if _, err := pkcs12Certificates(tc.data, []byte("wso2carbon")); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: keystore error %v, want one containing %q", tc.name, err, tc.want)
+		err := CheckPKCS12(tc.data)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "PKCS#12: ") {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
 		}
 	}
 }
@@ -112,7 +108,7 @@ func nested(n int) []byte {
 // a count above the bound, is refused: the bound holds wherever the
 // walker reads. Seeded with keytool's files and BER shapes.
 func FuzzCheckPKCS12(f *testing.F) {
-	for _, name := range []string{"testdata/keystores/wso2carbon.p12", "testdata/keystores/client-truststore.p12"} {
+	for _, name := range []string{"../../testdata/keystores/wso2carbon.p12", "../../testdata/keystores/client-truststore.p12"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
@@ -122,14 +118,31 @@ func FuzzCheckPKCS12(f *testing.F) {
 	f.Add([]byte{0x30, 0x80, 0x04, 0x02, 0xaa, 0xbb, 0x02, 0x02, 0x27, 0x10, 0, 0})
 	f.Add([]byte{0x24, 0x80, 0x04, 0x01, 0x30, 0x04, 0x01, 0x00, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if checkPKCS12(data) != nil || len(data) > 1<<16 {
+		if CheckPKCS12(data) != nil || len(data) > 1<<16 {
 			return
 		}
 		// SEQUENCE { data, OCTET STRING, INTEGER 2^31-1 }, definite length.
 		inner := append(append([]byte(nil), data...), 0x04, 0x01, 0xaa, 0x02, 0x04, 0x7f, 0xff, 0xff, 0xff)
 		wrapped := append([]byte{0x30, 0x83, byte(len(inner) >> 16), byte(len(inner) >> 8), byte(len(inner))}, inner...)
-		if err := checkPKCS12(wrapped); err == nil || !strings.Contains(err.Error(), "iterations") {
-			t.Fatalf("a count of 2^31-1 after accepted input: %v", err)
+		if err := CheckPKCS12(wrapped); err == nil {
+			t.Fatal("a count of 2^31-1 after accepted input was accepted")
+		}
+	})
+}
+
+// FuzzCheckJKS: the JKS framing check ends on any bytes without a panic.
+func FuzzCheckJKS(f *testing.F) {
+	for _, name := range []string{"../../testdata/keystores/wso2carbon.jks", "../../testdata/keystores/client-truststore.jks"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(jksMagic)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := CheckJKS(data); err == nil && !IsJKS(data) {
+			t.Fatal("accepted a file without the JKS magic")
 		}
 	})
 }
