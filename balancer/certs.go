@@ -162,23 +162,38 @@ func (s *CertStore) Leaves() []*x509.Certificate {
 	return out
 }
 
-// Reload reloads every file whose modification time or size changed. A
-// file that fails to load keeps its previous certificate; the first such
-// error is returned.
+// Reload reloads every file whose modification time or size changed. If
+// one fails to load, nothing changes and its error is returned: every
+// certificate served stays as it was.
 func (s *CertStore) Reload() error {
+	commit, err := s.PrepareReload()
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// PrepareReload reads every file whose modification time or size changed,
+// as Reload does, without serving them yet: commit does, for a caller that
+// applies them together with changes of its own once all are known to be
+// valid. On error nothing is read for later and nothing changes.
+func (s *CertStore) PrepareReload() (commit func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.checked.Store(time.Now().UnixNano())
-	var first error
-	changed := false
+	type change struct {
+		i int
+		e certEntry
+	}
+	var changes []change
 	for i, e := range s.entries {
 		if e.certFile == "" {
 			continue
 		}
 		fi, err := os.Stat(e.certFile)
 		if err != nil {
-			first = cmpErr(first, fmt.Errorf("balancer: certificate: %w", err))
-			continue
+			return nil, fmt.Errorf("balancer: certificate: %w", err)
 		}
 		mod := fi.ModTime()
 		if ki, err := os.Stat(e.keyFile); err == nil && ki.ModTime().After(mod) {
@@ -189,23 +204,21 @@ func (s *CertStore) Reload() error {
 		}
 		ne, err := e.load()
 		if err != nil {
-			first = cmpErr(first, err)
-			continue
+			return nil, err
 		}
-		s.entries[i] = ne
-		changed = true
+		changes = append(changes, change{i, ne})
 	}
-	if changed {
+	return func() {
+		if len(changes) == 0 {
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range changes {
+			s.entries[c.i] = c.e // entries are only ever appended: i still names its file
+		}
 		s.rebuild()
-	}
-	return first
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
+	}, nil
 }
 
 // GetCertificate returns the certificate for the handshake's server name;
@@ -218,7 +231,7 @@ func (s *CertStore) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 		now := time.Now().UnixNano()
 		last := s.checked.Load()
 		if now-last >= int64(iv) && s.checked.CompareAndSwap(last, now) {
-			s.Reload() // a broken file keeps the old certificate
+			s.Reload() // a broken file: nothing changes
 		}
 	}
 	idx := s.current.Load()

@@ -83,36 +83,56 @@ func (t *TrustStore) Certificates() []*x509.Certificate {
 	return out
 }
 
-// Reload reloads every file whose modification time or size changed. A
-// file that fails to load keeps its previous certificates; the first such
-// error is returned.
+// Reload reloads every file whose modification time or size changed. If
+// one fails to load, nothing changes and its error is returned: every
+// certificate trusted stays trusted.
 func (t *TrustStore) Reload() error {
+	commit, err := t.PrepareReload()
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// PrepareReload reads every file whose modification time or size changed,
+// as Reload does, without trusting them yet: commit does, for a caller
+// that applies them together with changes of its own once all are known
+// to be valid. On error nothing is read for later and nothing changes.
+func (t *TrustStore) PrepareReload() (commit func(), err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.checked.Store(time.Now().UnixNano())
-	var first error
-	changed := false
+	type change struct {
+		i int
+		f trustFile
+	}
+	var changes []change
 	for i, f := range t.files {
 		mod, size, err := trustFileStat(f.path, f.passwordFile)
 		if err != nil {
-			first = cmpErr(first, err)
-			continue
+			return nil, err
 		}
 		if mod.Equal(f.mod) && size == f.size {
 			continue
 		}
 		nf, err := loadTrustFile(f.path, f.passwordFile)
 		if err != nil {
-			first = cmpErr(first, err)
-			continue
+			return nil, err
 		}
-		t.files[i] = nf
-		changed = true
+		changes = append(changes, change{i, nf})
 	}
-	if changed {
+	return func() {
+		if len(changes) == 0 {
+			return
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for _, c := range changes {
+			t.files[c.i] = c.f // files are only ever appended: i still names its file
+		}
 		t.rebuild()
-	}
-	return first
+	}, nil
 }
 
 // rebuild publishes a new pool. t.mu must be held.
@@ -133,8 +153,10 @@ func (t *TrustStore) current() *x509.CertPool {
 		if iv == 0 {
 			iv = 5 * time.Second
 		}
-		if now := time.Now().UnixNano(); now-t.checked.Load() >= int64(iv) {
-			t.Reload() // a file that fails keeps its certificates; Reload's caller sees the error
+		now := time.Now().UnixNano()
+		last := t.checked.Load()
+		if now-last >= int64(iv) && t.checked.CompareAndSwap(last, now) {
+			t.Reload() // one handshake looks; a failed reload changes nothing
 		}
 	}
 	if p := t.pool.Load(); p != nil {

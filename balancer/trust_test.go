@@ -371,3 +371,67 @@ func FuzzTrustFile(f *testing.F) {
 		}
 	})
 }
+
+// TestReloadAllOrNothing: both stores reload as a whole. With one file
+// replaced by a good one and another by a broken one, Reload fails naming
+// the broken one and neither changes; PrepareReload reads the files and
+// applies nothing until its commit.
+func TestReloadAllOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	writeCert := func(host string) *x509.Certificate {
+		c, err := SelfSigned(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := WritePEM(c, filepath.Join(dir, host+".crt"), filepath.Join(dir, host+".key")); err != nil {
+			t.Fatal(err)
+		}
+		return c.Leaf
+	}
+	a0, b0 := writeCert("a.example"), writeCert("b.example")
+	certs := &CertStore{CheckInterval: -1}
+	trust := &TrustStore{CheckInterval: -1}
+	for _, h := range []string{"a.example", "b.example"} {
+		if err := certs.AddFiles(filepath.Join(dir, h+".crt"), filepath.Join(dir, h+".key")); err != nil {
+			t.Fatal(err)
+		}
+		if err := trust.Add(filepath.Join(dir, h+".crt"), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := func(step string, want ...*x509.Certificate) {
+		t.Helper()
+		served, trusted := certs.Leaves(), trust.Certificates()
+		for i, w := range want {
+			if !served[i].Equal(w) || !trusted[i].Equal(w) {
+				t.Errorf("%s: file %d: served %v, trusted %v, want serial %v", step, i, served[i].SerialNumber, trusted[i].SerialNumber, w.SerialNumber)
+			}
+		}
+	}
+
+	writeCert("a.example") // a good replacement...
+	broken := filepath.Join(dir, "b.example.crt")
+	if err := os.WriteFile(broken, []byte("-----BEGIN CERTIFICATE-----\nbroken\n"), 0o644); err != nil { // ...and a broken one
+		t.Fatal(err)
+	}
+	for name, reload := range map[string]func() error{"certificates": certs.Reload, "trust": trust.Reload} {
+		if err := reload(); err == nil || !strings.Contains(err.Error(), "b.example") {
+			t.Errorf("%s: reload with a broken file: %v", name, err)
+		}
+	}
+	holds("after the failed reloads", a0, b0)
+
+	a1, b1 := writeCert("a.example"), writeCert("b.example")
+	commitCerts, err := certs.PrepareReload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitTrust, err := trust.PrepareReload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds("prepared, not committed", a0, b0)
+	commitCerts()
+	commitTrust()
+	holds("committed", a1, b1)
+}

@@ -466,6 +466,19 @@ func (s *Site) Reload() error {
 	if err != nil {
 		return err
 	}
+	// The certificate and trust files are read before anything changes,
+	// and applied with the rest.
+	commitCerts, commitTrust := func() {}, func() {}
+	if s.certs != nil {
+		if commitCerts, err = s.certs.PrepareReload(); err != nil {
+			return err
+		}
+	}
+	if s.trust != nil {
+		if commitTrust, err = s.trust.PrepareReload(); err != nil {
+			return err
+		}
+	}
 	var mc *membership.Config
 	if s.member != nil {
 		if mc, err = s.memberConfig(); err != nil {
@@ -485,16 +498,8 @@ func (s *Site) Reload() error {
 	if err := s.setStatic(static); err != nil {
 		return err
 	}
-	if s.certs != nil {
-		if err := s.certs.Reload(); err != nil {
-			return err
-		}
-	}
-	if s.trust != nil {
-		if err := s.trust.Reload(); err != nil {
-			return err
-		}
-	}
+	commitCerts()
+	commitTrust()
 	if mc != nil {
 		if !slices.Equal(mc.WKA, s.member.WKA) {
 			if err := s.Member().SetWKA(mc.WKA); err != nil {

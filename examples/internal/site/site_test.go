@@ -784,8 +784,9 @@ func TestReloadRefusesUnclosedBlocks(t *testing.T) {
 
 // TestBackendTrustReload: a site trusts the certificates of BackendCAs for
 // its https backends; Reload reads a replaced file, after which the
-// backend's certificate verifies, and keeps the certificates it has when
-// the file no longer loads.
+// backend's certificate verifies. When the file no longer loads, Reload
+// changes nothing: neither the certificates trusted nor a
+// loadbalancer.conf changed with it.
 func TestBackendTrustReload(t *testing.T) {
 	leakcheck.Check(t)
 	back := httptest.NewTLSServer(standin.NewNode("worker"))
@@ -829,9 +830,16 @@ func TestBackendTrustReload(t *testing.T) {
 		t.Fatalf("after the reload: %+v, %v", r, err)
 	}
 
+	// A good loadbalancer.conf with a new service, and a broken CA file:
+	// the reload fails and applies neither.
+	write(t, conf, lbconf(true, 600000))
 	write(t, ca, "-----BEGIN CERTIFICATE-----\nbroken\n")
 	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), ca) {
 		t.Errorf("reloading a broken CA file: %v, want an error naming it", err)
+	}
+	mgt := &standin.Session{Client: client, URL: "http://" + s.Front().Addr().String(), Host: "mgt.esb.localhost"}
+	if _, err := mgt.Get(t.Context(), "/"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("the management host after the failed reload: %v, want 404 (loadbalancer.conf not applied)", err)
 	}
 	if got := subjectsNow(); len(got) != 1 || !strings.Contains(got[0], "example.com") {
 		t.Errorf("trusted after the failed reload: %v, want the backend's certificate still", got)
