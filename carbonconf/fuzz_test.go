@@ -172,6 +172,7 @@ func FuzzLBConfEdit(f *testing.F) {
 	f.Add([]byte(stratosConf), "new-key", "v", uint8(4))
 	f.Add([]byte("a {\r\n\tb { }\r\n\tc {"), "k", "v", uint8(1))
 	f.Add([]byte("a { k ; }"), "k", "x;y", uint8(0))
+	f.Add([]byte("\xef\xbb\xbf# saved by Notepad\r\nloadbalancer {\r\n}\r\n"), "instances", "2", uint8(0))
 	f.Fuzz(func(t *testing.T, in []byte, key, value string, pick uint8) {
 		c, err := ReadLBConf(bytes.NewReader(in))
 		if err != nil {

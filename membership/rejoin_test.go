@@ -154,7 +154,13 @@ func TestSetWKA(t *testing.T) {
 				if err := c.nodes[2].SetWKA([]string{"10.0.0.1:4000", "10.0.0.5:4000"}); err != nil {
 					t.Fatalf("SetWKA: %v", err)
 				}
-				c.waitUntil(10*time.Second, "one cluster of 6", func() bool { return c.converged(seq(1, 6)...) })
+				// Gossip spreads the merge at once, but the network drops what
+				// a full receive queue cannot take, as UDP would: a member
+				// that missed an alive message learns it from a push-pull
+				// with a random member that knows it (one every 5 s in
+				// LocalTiming), which may take a few. Virtual time: the
+				// longer wait costs nothing when it converges sooner.
+				c.waitUntil(40*time.Second, "one cluster of 6", func() bool { return c.converged(seq(1, 6)...) })
 				if h := c.nodes[2].Health(); h.WKA != 2 || h.WKAAlive != 2 {
 					t.Errorf("node 2 Health() = %+v, want 2 WKA, both alive", h)
 				}
