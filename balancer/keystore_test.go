@@ -196,3 +196,34 @@ func TestKeystoreIterationCheck(t *testing.T) {
 		t.Errorf("truststore: %v", err)
 	}
 }
+
+// TestKeystoreOpenSSL: PKCS#12 files written by OpenSSL — its current
+// encryption and the legacy one of OpenSSL 1.1 and Windows — are served as
+// keystores and trusted as truststores (their key entry's certificate);
+// OpenSSL's certificates-only export, whose certificates Java would not
+// trust, is refused with an error that says what to give instead.
+func TestKeystoreOpenSSL(t *testing.T) {
+	const pw = "testdata/keystores/password"
+	for _, name := range []string{"openssl.p12", "openssl-legacy.p12"} {
+		path := "testdata/keystores/" + name
+		store := &CertStore{CheckInterval: -1}
+		if err := store.AddKeystore(path, pw); err != nil {
+			t.Errorf("%s as a keystore: %v", name, err)
+			continue
+		}
+		if got := served(t, store, "esb.example.com").Subject.CommonName; got != "esb.example.com" {
+			t.Errorf("%s: served %s", name, got)
+		}
+		var trust TrustStore
+		if err := trust.Add(path, pw); err != nil {
+			t.Errorf("%s as a truststore: %v", name, err)
+		} else if c := trust.Certificates(); len(c) != 1 || !c[0].Equal(store.Leaves()[0]) {
+			t.Errorf("%s: trusted %v", name, subjects(c))
+		}
+	}
+	var trust TrustStore
+	err := trust.Add("testdata/keystores/openssl-nokeys.p12", pw)
+	if err == nil || !strings.Contains(err.Error(), "PEM file") || !strings.Contains(err.Error(), "openssl-nokeys.p12") {
+		t.Errorf("certificates-only PKCS#12: %v", err)
+	}
+}

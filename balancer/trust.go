@@ -371,7 +371,7 @@ func pkcs12Trusted(data, pw []byte) ([]*x509.Certificate, error) {
 	}
 	_, leaf, _, kerr := pkcs12.DecodeChain(data, string(pw))
 	if kerr != nil {
-		return nil, fmt.Errorf("not a PKCS#12 truststore (%v) nor keystore (%w)", err, kerr)
+		return nil, fmt.Errorf("neither a Java PKCS#12 truststore (%v) nor a keystore with a key (%w); certificates exported by another tool read as a PEM file", err, kerr)
 	}
 	return []*x509.Certificate{leaf}, nil
 }
