@@ -112,12 +112,14 @@ type meta struct {
 	Messages bool
 }
 
-// The flag bits of the metadata's flags byte.
+// The flag bits of the metadata's flags byte. A bit this build does not
+// know is ignored, so that a later build can announce a new capability as
+// a flag without its nodes being refused by this one's in a rolling
+// upgrade; a change that an older build must not ignore takes a new
+// metaVersion instead.
 const (
 	metaLeaving  = 1 // meta.Leaving
 	metaMessages = 2 // meta.Messages
-
-	metaFlags = metaLeaving | metaMessages // every known bit
 )
 
 // metaVersion is the first byte of encoded metadata.
@@ -161,9 +163,6 @@ func decodeMeta(b []byte) (meta, error) {
 	}
 	if len(b) < 2 {
 		return m, errors.New("membership: metadata truncated in flags")
-	}
-	if b[1]&^metaFlags != 0 {
-		return m, fmt.Errorf("membership: unknown metadata flags %#x", b[1])
 	}
 	m.Leaving = b[1]&metaLeaving != 0
 	m.Messages = b[1]&metaMessages != 0
@@ -210,7 +209,7 @@ func decodeMeta(b []byte) (meta, error) {
 // names domain. It allocates nothing: memberlist asks for every alive message
 // it receives, duplicates included, with its node lock held.
 func metaDomainIs(b []byte, domain string) bool {
-	if len(b) < 2 || b[0] != metaVersion || b[1]&^metaFlags != 0 {
+	if len(b) < 2 || b[0] != metaVersion {
 		return false
 	}
 	n, k := binary.Uvarint(b[2:])

@@ -57,6 +57,36 @@ func TestMetaDomainIs(t *testing.T) {
 	}
 }
 
+// TestMetaUnknownFlags: flag bits a later build may add are ignored, by
+// the decoder and by the domain check memberlist's alive messages go
+// through, so that such a node is not refused in a rolling upgrade; the
+// known bits still read.
+func TestMetaUnknownFlags(t *testing.T) {
+	m := meta{Domain: "wso2.esb.domain", SubDomain: "worker", Messages: true, Properties: map[string]string{PropHTTPPort: "9763"}}
+	b, err := m.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range []byte{4, 0x80, 0xfc} {
+		later := bytes.Clone(b)
+		later[1] |= extra
+		got, err := decodeMeta(later)
+		if err != nil {
+			t.Errorf("flags %#x: %v", later[1], err)
+			continue
+		}
+		if diff := cmp.Diff(m, got); diff != "" {
+			t.Errorf("flags %#x (-want +got):\n%s", later[1], diff)
+		}
+		if !metaDomainIs(later, m.Domain) {
+			t.Errorf("flags %#x: metaDomainIs false", later[1])
+		}
+	}
+	if _, err := decodeMeta(append([]byte{metaVersion + 1}, b[1:]...)); err == nil {
+		t.Error("a later metadata version was read")
+	}
+}
+
 func TestMetaLimit(t *testing.T) {
 	// 1 version + 1 flags + 2 domain + 1 sub-domain + 1 count + 2 key = 8
 	// bytes of framing around the value, whose length takes 2 bytes.
