@@ -99,8 +99,26 @@ func (s *CertStore) AddCertificate(c tls.Certificate) error {
 	return nil
 }
 
+// fileStamp returns what a reload compares to tell that a file changed:
+// the later modification time of path and of its companion (the key file
+// of a certificate, the password file of a keystore; one that cannot be
+// read does not count), and the size of path.
+func fileStamp(path, companion string) (mod time.Time, size int64, err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	mod = fi.ModTime()
+	if companion != "" {
+		if ci, err := os.Stat(companion); err == nil && ci.ModTime().After(mod) {
+			mod = ci.ModTime()
+		}
+	}
+	return mod, fi.Size(), nil
+}
+
 func loadCertEntry(certFile, keyFile string) (certEntry, error) {
-	fi, err := os.Stat(certFile)
+	mod, size, err := fileStamp(certFile, keyFile)
 	if err != nil {
 		return certEntry{}, fmt.Errorf("balancer: certificate: %w", err)
 	}
@@ -112,10 +130,6 @@ func loadCertEntry(certFile, keyFile string) (certEntry, error) {
 		if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
 			return certEntry{}, fmt.Errorf("balancer: certificate %s: %w", certFile, err)
 		}
-	}
-	mod, size := fi.ModTime(), fi.Size()
-	if ki, err := os.Stat(keyFile); err == nil && ki.ModTime().After(mod) {
-		mod = ki.ModTime()
 	}
 	return certEntry{certFile: certFile, keyFile: keyFile, mod: mod, size: size, certs: []*tls.Certificate{&c}}, nil
 }
@@ -191,15 +205,11 @@ func (s *CertStore) PrepareReload() (commit func(), err error) {
 		if e.certFile == "" {
 			continue
 		}
-		fi, err := os.Stat(e.certFile)
+		mod, size, err := fileStamp(e.certFile, e.keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("balancer: certificate: %w", err)
 		}
-		mod := fi.ModTime()
-		if ki, err := os.Stat(e.keyFile); err == nil && ki.ModTime().After(mod) {
-			mod = ki.ModTime()
-		}
-		if mod.Equal(e.mod) && fi.Size() == e.size {
+		if mod.Equal(e.mod) && size == e.size {
 			continue
 		}
 		ne, err := e.load()

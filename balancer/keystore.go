@@ -34,7 +34,7 @@ func (s *CertStore) AddKeystore(path, passwordFile string) error {
 }
 
 func loadKeystoreEntry(path, passwordFile string) (certEntry, error) {
-	fi, err := os.Stat(path)
+	mod, size, err := fileStamp(path, passwordFile)
 	if err != nil {
 		return certEntry{}, fmt.Errorf("balancer: keystore: %w", err)
 	}
@@ -42,11 +42,10 @@ func loadKeystoreEntry(path, passwordFile string) (certEntry, error) {
 	if err != nil {
 		return certEntry{}, fmt.Errorf("balancer: keystore: %w", err)
 	}
-	pw, err := os.ReadFile(passwordFile)
+	pw, err := readPassword(passwordFile)
 	if err != nil {
-		return certEntry{}, fmt.Errorf("balancer: keystore %s: password: %w", path, err)
+		return certEntry{}, fmt.Errorf("balancer: keystore %s: %w", path, err)
 	}
-	pw = bytes.TrimRight(pw, "\r\n")
 	var certs []*tls.Certificate
 	if keyfile.IsJKS(data) {
 		certs, err = jksCertificates(data, pw)
@@ -59,11 +58,17 @@ func loadKeystoreEntry(path, passwordFile string) (certEntry, error) {
 	if len(certs) == 0 {
 		return certEntry{}, fmt.Errorf("balancer: keystore %s: no private key entry", path)
 	}
-	mod := fi.ModTime()
-	if pi, err := os.Stat(passwordFile); err == nil && pi.ModTime().After(mod) {
-		mod = pi.ModTime()
+	return certEntry{certFile: path, keyFile: passwordFile, keystore: true, mod: mod, size: size, certs: certs}, nil
+}
+
+// readPassword reads a keystore's password from passwordFile, without the
+// line break an editor leaves at its end.
+func readPassword(passwordFile string) ([]byte, error) {
+	pw, err := os.ReadFile(passwordFile)
+	if err != nil {
+		return nil, fmt.Errorf("password: %w", err)
 	}
-	return certEntry{certFile: path, keyFile: passwordFile, keystore: true, mod: mod, size: fi.Size(), certs: certs}, nil
+	return bytes.TrimRight(pw, "\r\n"), nil
 }
 
 // jksCertificates returns the private-key entries of a JKS keystore, in

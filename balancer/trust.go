@@ -109,9 +109,9 @@ func (t *TrustStore) PrepareReload() (commit func(), err error) {
 	}
 	var changes []change
 	for i, f := range t.files {
-		mod, size, err := trustFileStat(f.path, f.passwordFile)
+		mod, size, err := fileStamp(f.path, f.passwordFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("balancer: trusted certificates: %w", err)
 		}
 		if mod.Equal(f.mod) && size == f.size {
 			continue
@@ -209,26 +209,10 @@ func (t *TrustStore) verify(cs tls.ConnectionState, serverName string) error {
 	return nil
 }
 
-// trustFileStat returns the later modification time of a trust file and
-// its password file, and the trust file's size.
-func trustFileStat(path, passwordFile string) (time.Time, int64, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return time.Time{}, 0, fmt.Errorf("balancer: trusted certificates: %w", err)
-	}
-	mod := fi.ModTime()
-	if passwordFile != "" {
-		if pi, err := os.Stat(passwordFile); err == nil && pi.ModTime().After(mod) {
-			mod = pi.ModTime()
-		}
-	}
-	return mod, fi.Size(), nil
-}
-
 func loadTrustFile(path, passwordFile string) (trustFile, error) {
-	mod, size, err := trustFileStat(path, passwordFile)
+	mod, size, err := fileStamp(path, passwordFile)
 	if err != nil {
-		return trustFile{}, err
+		return trustFile{}, fmt.Errorf("balancer: trusted certificates: %w", err)
 	}
 	data, err := readBounded(path, maxTrustFile)
 	if err != nil {
@@ -297,11 +281,10 @@ func pemCertificates(data []byte) ([]*x509.Certificate, error) {
 
 // truststoreCertificates reads a JKS or PKCS#12 truststore.
 func truststoreCertificates(data []byte, passwordFile string) ([]*x509.Certificate, error) {
-	pw, err := os.ReadFile(passwordFile)
+	pw, err := readPassword(passwordFile)
 	if err != nil {
-		return nil, fmt.Errorf("password: %w", err)
+		return nil, err
 	}
-	pw = bytes.TrimRight(pw, "\r\n")
 	var certs []*x509.Certificate
 	if keyfile.IsJKS(data) {
 		certs, err = jksTrusted(data, pw)

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -129,25 +130,13 @@ func TestTrustStoreFiles(t *testing.T) {
 		got := subjects(s.Certificates())
 		if tc.path == "testdata/keystores/client-truststore.p12" {
 			// PKCS#12 keeps its bags in the order keytool wrote them.
-			got = sortedCopy(got)
-			tc.want = sortedCopy(tc.want)
+			slices.Sort(got)
+			tc.want = slices.Sorted(slices.Values(tc.want))
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.path, diff)
 		}
 	}
-}
-
-func sortedCopy(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // TestTrustStoreRefusals: each bad trust file is an error naming the file
